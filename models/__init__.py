@@ -1,0 +1,47 @@
+"""Shared core of the project: networks, label set, pixel conventions and checkpoint format.
+
+Imports neither ``training`` nor ``service``.
+"""
+
+from pathlib import Path
+
+from models.checkpoint import (
+    CheckpointError,
+    build_model,
+    load_model,
+    read_config,
+    register,
+    registered,
+    save_model,
+    update_metrics,
+)
+from models.images import noise, quantize, requantize, to_float
+from models.labels import NAMES, NUM_CLASSES, UnknownLabelError, label_name, parse_label
+from models.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+__all__ = [
+    "NAMES",
+    "NUM_CLASSES",
+    "WEIGHTS_DIR",
+    "CheckpointError",
+    "Discriminator",
+    "DiscriminatorConfig",
+    "Generator",
+    "GeneratorConfig",
+    "UnknownLabelError",
+    "build_model",
+    "label_name",
+    "load_model",
+    "noise",
+    "parse_label",
+    "quantize",
+    "read_config",
+    "register",
+    "registered",
+    "requantize",
+    "save_model",
+    "to_float",
+    "update_metrics",
+]
