@@ -33,7 +33,7 @@ def noise(seeds: list[int] | torch.Tensor, z_dim: int) -> torch.Tensor:
     """
     rows = []
     gen = torch.Generator(device="cpu")
-    for seed in (seeds.tolist() if isinstance(seeds, torch.Tensor) else seeds):
+    for seed in seeds.tolist() if isinstance(seeds, torch.Tensor) else seeds:
         gen.manual_seed(int(seed))
         rows.append(torch.randn(z_dim, generator=gen))
     return torch.stack(rows) if rows else torch.empty(0, z_dim)

@@ -1,0 +1,1 @@
+"""One module per `python -m training` subcommand (see training.cli)."""
