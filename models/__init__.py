@@ -15,6 +15,8 @@ from models.checkpoint import (
     save_model,
     update_metrics,
 )
+from models.classifier import Classifier, ClassifierConfig
+from models.detector import Detector, DetectorConfig
 from models.images import noise, quantize, requantize, to_float
 from models.labels import NAMES, NUM_CLASSES, UnknownLabelError, label_name, parse_label
 from models.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
@@ -26,6 +28,10 @@ __all__ = [
     "NUM_CLASSES",
     "WEIGHTS_DIR",
     "CheckpointError",
+    "Classifier",
+    "ClassifierConfig",
+    "Detector",
+    "DetectorConfig",
     "Discriminator",
     "DiscriminatorConfig",
     "Generator",

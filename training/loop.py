@@ -198,8 +198,19 @@ class Trainer:
             raise FileNotFoundError(f"{state_path}: missing; the run stopped before its first epoch ended")
         state = torch.load(state_path, map_location=trainer.device, weights_only=True)
         trainer.load_state_dict(state)
+        trainer._truncate_logs()
         log.info("resumed %s after epoch %d (step %d)", run_dir, trainer.epoch, trainer.step)
         return trainer
+
+    def _truncate_logs(self) -> None:
+        """Drop log lines written after the resume point (by a run killed mid-epoch)."""
+        for name in ("stats.jsonl", "steps.jsonl"):
+            path = self.run_dir / name
+            if path.exists():
+                lines = [line for line in path.read_text().splitlines() if line.strip()]
+                kept = [line for line in lines if json.loads(line)["step"] <= self.step]
+                if len(kept) != len(lines):
+                    path.write_text("".join(line + "\n" for line in kept))
 
     # Training -----------------------------------------------------------------------------------
     def _sample_labels(self, n: int) -> torch.Tensor | None:

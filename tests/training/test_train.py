@@ -76,6 +76,9 @@ def test_same_seed_same_weights(tiny_data, tmp_path):
 def test_resumed_run_matches_uninterrupted(tiny_data, tmp_path):
     Trainer(tiny_options(tmp_path / "full", epochs=3)).train()
     Trainer(tiny_options(tmp_path / "split", epochs=1)).train()
+    # A run killed mid-epoch leaves step lines past its last saved state: resuming drops them.
+    with open(tmp_path / "split" / "steps.jsonl", "a") as f:
+        f.write(json.dumps({"step": 10**6, "epoch": 2, "loss_d": 9.0, "loss_g": 9.0}) + "\n")
     assert main(["train", "--resume", str(tmp_path / "split"), "--epochs", "3", "--no-progress"]) == 0
     _assert_same(_weights(tmp_path / "full"), _weights(tmp_path / "split"))
     full = torch.load(tmp_path / "full" / "state.pt", weights_only=True)
@@ -83,6 +86,8 @@ def test_resumed_run_matches_uninterrupted(tiny_data, tmp_path):
     assert int(split["step"]) == int(full["step"]) and torch.equal(split["rng"], full["rng"])
     epochs = [json.loads(x)["epoch"] for x in (tmp_path / "split" / "stats.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "split" / "steps.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and max(steps) == int(full["step"])
     assert len(list((tmp_path / "split" / "samples").glob("epoch_*.png"))) == 3
 
 

@@ -1,0 +1,280 @@
+"""The real/fake detector: network, augmentations, calibration, and the train-detector command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models import (
+    Detector,
+    DetectorConfig,
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+    load_model,
+    save_model,
+    to_float,
+)
+from training.calibration import binary_nll, calibrate, fit_temperature
+from training.cli import main
+from training.detector import UNKNOWN, AugmentOptions, augment, reencode, shift, withhold_labels
+from training.metrics.detection import detection_figures_from_logits
+
+# The network ------------------------------------------------------------------------------------
+
+
+def test_label_is_optional_and_none_means_unknown():
+    torch.manual_seed(0)
+    det = Detector(DetectorConfig(channels=4)).eval()
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        none = det(x)
+        unknown = det(x, torch.full((5,), UNKNOWN))
+        labelled = det(x, torch.tensor([0, 3, 9, -1, 5]))
+    assert none.shape == (5,)
+    assert torch.equal(none, unknown)
+    assert labelled[3] == none[3]  # a negative entry is "unknown" within a labelled batch
+    with pytest.raises(ValueError, match="label ids must be < 10"):
+        det(x, torch.tensor([0, 1, 2, 3, 10]))
+    with pytest.raises(ValueError, match="shape"):
+        det(torch.rand(2, 3, 28, 28))
+
+
+def test_unconditional_detector_ignores_labels():
+    det = Detector(DetectorConfig(num_classes=0, channels=4)).eval()
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(det(x), det(x, torch.tensor([1, 2, 3])))
+    assert not det.conditional and not hasattr(det, "embed")
+
+
+def test_checkpoint_round_trip_gives_identical_logits(tmp_path):
+    torch.manual_seed(0)
+    det = Detector(DetectorConfig(channels=4))
+    det.train()
+    det(torch.rand(16, 1, 28, 28) * 2 - 1, torch.arange(16) % 10)  # non-trivial batch-norm statistics
+    det.eval()
+    save_model(det, tmp_path / "detector", metrics={"temperature": 1.7, "ece_before": 0.1, "ece_after": 0.01})
+    back = load_model(tmp_path / "detector", expected=Detector)
+    x, y = torch.rand(6, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, -1, 3, 4, 9])
+    with torch.no_grad():
+        assert torch.equal(det(x, y), back(x, y))
+        assert torch.equal(det(x), back(x))
+    assert back.config == DetectorConfig(channels=4)
+    assert back.checkpoint["metrics"]["temperature"] == 1.7
+    # The fixed high-pass kernel is a constant of the code, not a checkpoint tensor.
+    assert "laplacian" not in back.state_dict()
+
+
+def _synthetic(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Separable pairs: 'real' = soft blobs on black; 'fake' = the same with a faint period-2 checkerboard."""
+    yy, xx = np.mgrid[:28, :28]  # (28, 28)
+    cy, cx, r = (rng.uniform(lo, hi, (n, 1, 1)) for lo, hi in ((9, 19), (9, 19), (4, 8)))
+    blobs = 200 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))  # (n, 28, 28)
+    checker = ((yy + xx) % 2) * 2 - 1  # +-1 at period 2, like a transposed convolution's overlap pattern
+    real = blobs + rng.normal(0, 3, blobs.shape)
+    fake = blobs + 12 * checker * (blobs > 20) + rng.normal(0, 3, blobs.shape)
+    as_uint8 = lambda a: torch.from_numpy(np.clip(np.rint(a), 0, 255).astype(np.uint8))  # noqa: E731
+    return as_uint8(real), as_uint8(fake)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions gain nothing from threads, and lose much on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_tiny_detector_separates_separable_synthetic_data(one_thread):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    det = Detector(DetectorConfig(num_classes=0, channels=4))
+    opt = torch.optim.Adam(det.parameters(), lr=3e-3)
+    targets = torch.cat([torch.ones(16), torch.zeros(16)])
+    shifts_only = AugmentOptions(jpeg_p=0, png_p=0)  # +-1 pixel shifts on both, so position is no cue
+    for _ in range(40):
+        real, fake = _synthetic(16, rng)
+        images = torch.cat([augment(real, rng, shifts_only), augment(fake, rng, shifts_only)])
+        loss = F.binary_cross_entropy_with_logits(det(to_float(images).unsqueeze(1)), targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    det.eval()
+    real, fake = _synthetic(200, np.random.default_rng(123))  # held out
+    with torch.no_grad():
+        logits = det(to_float(torch.cat([real, fake])).unsqueeze(1))
+    figures = detection_figures_from_logits(logits.numpy(), np.r_[np.ones(200), np.zeros(200)])
+    assert figures.accuracy >= 0.97, figures
+    assert figures.roc_auc >= 0.995, figures
+
+
+# Augmentations and labels -----------------------------------------------------------------------
+
+
+def test_shift_moves_content_and_fills_black():
+    image = np.arange(28 * 28, dtype=np.uint16).reshape(1, 28, 28).astype(np.uint8)
+    right = shift(image, np.array([1]), np.array([0]))[0]
+    assert np.array_equal(right[:, 1:], image[0, :, :-1]) and not right[:, 0].any()
+    up = shift(image, np.array([0]), np.array([-1]))[0]
+    assert np.array_equal(up[:-1], image[0, 1:]) and not up[-1].any()
+    assert np.array_equal(shift(image, np.array([0]), np.array([0])), image)
+
+
+def test_reencoding_round_trips():
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal(120, 40, (28, 28)), 0, 255).astype(np.uint8)
+    assert np.array_equal(reencode(image, "PNG"), image)  # lossless, grey or RGB
+    assert np.array_equal(reencode(image, "PNG", rgb=True), image)
+    jpeg = reencode(image, "JPEG", quality=70, rgb=True)
+    assert jpeg.dtype == np.uint8 and jpeg.shape == (28, 28)
+    assert 0 < np.abs(jpeg.astype(int) - image).mean() < 40  # lossy, but the same picture
+
+
+def test_augment_is_seeded_and_keeps_shape():
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8))
+    a = augment(images, np.random.default_rng(7), AugmentOptions())
+    b = augment(images, np.random.default_rng(7), AugmentOptions())
+    assert a.dtype == torch.uint8 and a.shape == images.shape and torch.equal(a, b)
+    assert not torch.equal(a, images)
+    assert torch.equal(augment(images, np.random.default_rng(7), AugmentOptions(0, 0, 0, 0)), images)
+
+
+def test_withheld_labels_are_as_frequent_among_reals_as_fakes():
+    rng = np.random.default_rng(0)
+    real_y = torch.arange(1000) % 10
+    # Half the fakes come from an unconditional generator: they never carry a label.
+    fake_y = torch.cat([torch.arange(500) % 10, torch.full((500,), UNKNOWN)])
+    r, f = withhold_labels(real_y, fake_y, 0.2, rng)
+    fake_rate, real_rate = (f == UNKNOWN).float().mean(), (r == UNKNOWN).float().mean()
+    assert abs(float(fake_rate) - 0.6) < 0.05
+    assert abs(float(real_rate - fake_rate)) <= 1e-3
+    kept = r != UNKNOWN
+    assert torch.equal(r[kept], real_y[kept])  # labels are withheld, never changed
+
+
+# Calibration ------------------------------------------------------------------------------------
+
+
+def _calibrated_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits z and targets drawn as Bernoulli(sigmoid(z)): calibrated by construction."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 2.5, n)
+    return z, (rng.random(n) < 1 / (1 + np.exp(-z))).astype(np.float64)
+
+
+def test_temperature_scaling_repairs_an_overconfident_detector():
+    z, t = _calibrated_sample(20000, 0)
+    overconfident = 4.0 * z  # a detector that is sure of everything
+    result = calibrate(overconfident, t)
+    assert result.temperature == pytest.approx(4.0, rel=0.1)
+    assert result.ece_before > 0.1
+    assert result.ece_after < 0.02 and result.ece_after < result.ece_before / 5
+    assert result.nll_after < result.nll_before
+    assert set(result.to_metrics()) >= {"temperature", "ece_before", "ece_after"}
+
+
+def test_temperature_scaling_repairs_an_underconfident_detector_and_leaves_a_good_one():
+    z, t = _calibrated_sample(20000, 1)
+    assert fit_temperature(z / 3.0, t) == pytest.approx(1 / 3.0, rel=0.1)
+    assert fit_temperature(z, t) == pytest.approx(1.0, rel=0.1)
+
+
+def test_the_prior_keeps_a_perfectly_separated_validation_set_from_driving_t_to_zero():
+    logits = np.r_[np.linspace(1, 5, 50), -np.linspace(1, 5, 50)]
+    targets = np.r_[np.ones(50), np.zeros(50)]
+    # Without the prior the NLL keeps falling as T -> 0, and only the search bound stops it.
+    assert fit_temperature(logits, targets, prior_scale=0) == pytest.approx(0.01, rel=0.01)
+    temperature = fit_temperature(logits, targets)
+    assert 0.05 < temperature < 1.0  # sharper, as the data ask, but not "100 % sure"
+    assert binary_nll(logits / temperature, targets) < binary_nll(logits, targets)
+    with pytest.raises(ValueError, match="targets"):
+        fit_temperature(logits, np.full(100, 2.0))
+
+
+# The train-detector command ---------------------------------------------------------------------
+
+TINY = ["--steps", "4", "--batch-size", "16", "--channels", "4", "--val-size", "40", "--test-samples", "24"]
+TINY += ["--eval-every", "2", "--log-every", "2", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture
+def generators(tmp_path):
+    torch.manual_seed(0)
+    conditional = save_model(Generator(GeneratorConfig(z_dim=8, channels=4)), tmp_path / "g", training={"epochs": 1})
+    unconditional = save_model(Generator(GeneratorConfig(z_dim=8, num_classes=0, channels=4)), tmp_path / "g0")
+    return conditional, unconditional
+
+
+def test_train_detector_smoke_run_exports_a_calibrated_checkpoint(tiny_data, tmp_path, generators):
+    conditional, unconditional = generators
+    run = tmp_path / "run"
+    args = ["train-detector", "--out", str(run), "--generator", str(conditional)]
+    assert main([*args, "--holdout-generator", str(unconditional), *TINY]) == 0
+
+    det = load_model(run / "detector", expected=Detector)
+    assert det.conditional and det.config.channels == 4
+    config = json.loads((run / "detector" / "config.json").read_text())
+    metrics = config["metrics"]
+    assert metrics["temperature"] > 0
+    for key in ("ece_before", "ece_after"):
+        assert 0.0 <= metrics[key] <= 0.5
+    assert metrics["calibration_samples"] == 80  # 40 held-out reals and 40 fakes
+    seen, unseen = f"seen:{conditional}", f"unseen:{unconditional}"
+    assert set(metrics["test"]) == {seen, unseen}
+    assert set(metrics["test"][seen]) == {"clean", "jpeg75"}
+    assert set(metrics["test"][seen]["clean"]) == {"labelled", "unlabelled"}
+    assert set(metrics["test"][unseen]["jpeg75"]) == {"unlabelled"}  # an unconditional generator gives no labels
+    figures = metrics["test"][seen]["clean"]["labelled"]
+    assert figures["n_real"] == figures["n_fake"] == 24 and 0 <= figures["accuracy"] <= 1
+    assert config["training"]["generators"][0]["path"] == str(conditional)
+    assert config["training"]["val_images"] == 40 and config["training"]["train_images"] == 160
+
+    assert json.loads((run / "options.json").read_text())["generators"] == [str(conditional)]
+    steps = [json.loads(line) for line in (run / "steps.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == [2, 4]
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [2, 4] and metrics["best_step"] in (2, 4)
+    with torch.no_grad():
+        assert det(torch.zeros(2, 1, 28, 28), None).shape == (2,)
+
+
+def test_unconditional_generators_give_a_label_free_detector(tiny_data, tmp_path, generators):
+    run = tmp_path / "run"
+    assert main(["train-detector", "--out", str(run), "--generator", str(generators[1]), *TINY]) == 0
+    assert not load_model(run / "detector", expected=Detector).conditional
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--val-size", "195"], "cannot hold --val-size"),
+        (["--batch-size", "7"], "even number"),
+        (["--jpeg-p", "0.9", "--png-p", "0.3"], "must not exceed 1"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(tiny_data, tmp_path, generators, caplog, extra, message):
+    args = ["train-detector", "--out", str(tmp_path / "r"), "--generator", str(generators[0]), *TINY, *extra]
+    assert main(args) == 2
+    assert message in caplog.text
+
+
+def test_a_generator_that_is_not_one_exits_2(tiny_data, tmp_path, caplog):
+    not_a_generator = save_model(Discriminator(DiscriminatorConfig(channels=4)), tmp_path / "d")
+    assert main(["train-detector", "--out", str(tmp_path / "r"), "--generator", str(not_a_generator), *TINY]) == 2
+    assert "expected a Generator" in caplog.text
+    assert main(["train-detector", "--out", str(tmp_path / "r"), "--generator", str(tmp_path / "nowhere"), *TINY]) == 2
+    assert "not found" in caplog.text
+
+
+def test_an_existing_run_is_not_overwritten(tiny_data, tmp_path, generators, caplog):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "options.json").write_text("{}")
+    assert main(["train-detector", "--out", str(tmp_path / "r"), "--generator", str(generators[0]), *TINY]) == 2
+    assert "already holds a run" in caplog.text

