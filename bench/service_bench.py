@@ -1,0 +1,393 @@
+"""Throughput and latency of the service under concurrency, against two baselines.
+
+Three servers run side by side, each pinned to the same CPU core (``taskset``):
+
+- ``engine``: the service (``python -m service``) with its micro-batching engine;
+- ``no-batching``: the same service with FGAN_MAX_BATCH_SIZE=1 (baseline a);
+- ``plain``: bench/plain_app.py, a per-request FastAPI handler with UploadFile/Form (baseline b).
+
+A load generator pinned to another core (Debian's ``hey`` when installed, else an asyncio + httpx
+client in this process) drives GET /generate and POST /classify at each concurrency, one variant
+after the other for each point (so slow drift on a shared machine hits all three alike). Each
+point has a short warm-up, then a timed run. The script prints a table and writes JSON with
+requests/s, p50, p99 and errors per point, plus the ratios the service is held to at concurrency
+32: /generate >= 2.5x and /classify >= 1.5x the plain handler's requests/s, with p99 no worse.
+
+Models: the checkpoints in --weights (the shipped ones by default when present), else networks
+of the shipped sizes (default GeneratorConfig/DiscriminatorConfig) with fixed random weights:
+speed does not depend on what the weights have learned.
+
+    python bench/service_bench.py                      # about 3 minutes
+    python bench/service_bench.py --duration 2 --concurrency 1 32   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import models  # noqa: E402
+
+VARIANTS = ("engine", "no-batching", "plain")
+ENDPOINTS = ("generate", "classify")
+TARGETS = {"generate": 2.5, "classify": 1.5}  # requests/s over the plain handler's, at concurrency 32
+
+
+@dataclass
+class Point:
+    variant: str
+    endpoint: str
+    concurrency: int
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+# Servers ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_weights(directory: Path) -> Path:
+    """Networks of the shipped sizes with fixed random weights."""
+    torch.manual_seed(0)
+    models.save_model(models.Generator(models.GeneratorConfig()), directory / "generator")
+    models.save_model(models.Discriminator(models.DiscriminatorConfig()), directory / "discriminator")
+    return directory
+
+
+def start_server(variant: str, weights: Path, cpu: int, log_dir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FGAN_")}
+    env |= {"FGAN_WEIGHTS_DIR": str(weights), "FGAN_DEVICE": "cpu", "FGAN_LOG_LEVEL": "warning"}
+    env |= {"FGAN_ACCESS_LOG": "false", "FGAN_QUEUE_LIMIT": "1024", "PYTHONPATH": str(ROOT)}
+    if variant == "plain":
+        command = [sys.executable, "-m", "uvicorn", "plain_app:app", "--app-dir", str(ROOT / "bench")]
+        command += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+    else:
+        command = [sys.executable, "-m", "service", "--port", str(port)]
+        if variant == "no-batching":
+            env["FGAN_MAX_BATCH_SIZE"] = "1"
+    log = (log_dir / f"{variant}.log").open("w")
+    process = subprocess.Popen(["taskset", "-c", str(cpu), *command], cwd=ROOT, env=env, stdout=log, stderr=log)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(process: subprocess.Popen, url: str, timeout_s: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server for {url} exited with status {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server at {url} not ready within {timeout_s}s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+# Requests --------------------------------------------------------------------------------------
+
+
+def classify_body() -> tuple[bytes, str]:
+    """A multipart body with a 28x28 PNG and label 8, as curl -F would send it."""
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, size=(28, 28), dtype=np.uint8)).save(buffer, format="PNG")
+    boundary = uuid.uuid4().hex
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    body += buffer.getvalue()
+    body += f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="label"\r\n\r\n8\r\n--{boundary}--\r\n'.encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def generate_url(url: str) -> str:
+    return f"{url}/generate?label=3&seed=42"
+
+
+# Load generators -------------------------------------------------------------------------------
+
+
+def run_hey(
+    url: str, endpoint: str, concurrency: int, duration: float, cpu: int, body: Path, ctype: str
+) -> tuple[int, float, float, float, int]:
+    command = ["taskset", "-c", str(cpu), "hey", "-z", f"{duration}s", "-c", str(concurrency), "-t", "30"]
+    if endpoint == "classify":
+        command += ["-m", "POST", "-D", str(body), "-T", ctype, f"{url}/classify"]
+    else:
+        command += [generate_url(url)]
+    text = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)) if "Requests/sec" in text else 0.0
+    statuses = {int(code): int(n) for code, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", text)}
+    failures = text.split("Error distribution:", 1)[1] if "Error distribution:" in text else ""
+    failed = sum(int(n) for n in re.findall(r"^\s*\[(\d+)\]\s", failures, re.M))  # timeouts, resets
+    ok = statuses.get(200, 0)
+    errors = sum(n for code, n in statuses.items() if code != 200) + failed
+
+    def percentile(p: int) -> float:
+        match = re.search(rf"\s{p}% in ([\d.]+) secs", text)
+        return float(match.group(1)) * 1000 if match else float("nan")
+
+    return ok + errors, rps * ok / max(ok + errors, 1), percentile(50), percentile(99), errors
+
+
+def run_python(
+    url: str, endpoint: str, concurrency: int, duration: float, body: bytes, ctype: str
+) -> tuple[int, float, float, float, int]:
+    """Closed-loop load: ``concurrency`` workers, each sending its next request when the last answers."""
+    import httpx
+
+    async def main() -> tuple[list[float], int]:
+        latencies: list[float] = []
+        errors = 0
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            stop_at = time.monotonic() + duration
+
+            async def worker() -> None:
+                nonlocal errors
+                while time.monotonic() < stop_at:
+                    started = time.perf_counter()
+                    try:
+                        if endpoint == "classify":
+                            response = await client.post(
+                                f"{url}/classify", content=body, headers={"content-type": ctype}
+                            )
+                        else:
+                            response = await client.get(generate_url(url))
+                        ok = response.status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    if ok:
+                        latencies.append(time.perf_counter() - started)
+                    else:
+                        errors += 1
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, errors
+
+    started = time.monotonic()
+    latencies, errors = asyncio.run(main())
+    elapsed = time.monotonic() - started
+    ms = np.array(latencies) * 1000 if latencies else np.array([float("nan")])
+    return (
+        len(latencies) + errors,
+        len(latencies) / elapsed,
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+        errors,
+    )
+
+
+# The models alone -------------------------------------------------------------------------------
+
+
+def model_only(weights: Path, cpu: int, seconds: float = 1.0) -> dict[str, dict[str, float]]:
+    """Milliseconds per image of each model's forward pass at batch 1 and 32, on the servers' core.
+
+    The ceiling on what batching can gain: at most (HTTP + batch-1 cost) / (HTTP + batch-32 cost).
+    """
+    before = os.sched_getaffinity(0)
+    threads = torch.get_num_threads()
+    os.sched_setaffinity(0, {cpu})
+    torch.set_num_threads(1)
+    try:
+        generator = models.load_model(weights / "generator")
+        discriminator = models.load_model(weights / "discriminator")
+        figures = {}
+        with torch.inference_mode():
+            for name, batch_of in (
+                ("generator", lambda b: (models.noise(list(range(b)), generator.z_dim), torch.arange(b) % 10)),
+                ("discriminator", lambda b: (torch.rand(b, 1, 28, 28) * 2 - 1, torch.arange(b) % 10)),
+            ):
+                network = generator if name == "generator" else discriminator
+                figures[name] = {}
+                for batch in (1, 32):
+                    inputs = batch_of(batch)
+                    network(*inputs)
+                    count, started = 0, time.perf_counter()
+                    while time.perf_counter() - started < seconds:
+                        network(*inputs)
+                        count += 1
+                    per_image = (time.perf_counter() - started) / count / batch * 1000
+                    figures[name][f"ms_per_image_batch_{batch}"] = round(per_image, 3)
+        return figures
+    finally:
+        os.sched_setaffinity(0, before)
+        torch.set_num_threads(threads)
+
+
+# Main ------------------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", type=Path, help="checkpoint directory (default: shipped, else shipped sizes)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per point")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each point")
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--tool", choices=("auto", "hey", "python"), default="auto")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "service_bench.json")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset is needed to pin the servers (Debian: util-linux)")
+    tool = args.tool if args.tool != "auto" else ("hey" if shutil.which("hey") else "python")
+    work = Path(tempfile.mkdtemp(prefix="fgan-bench-"))
+    weights = args.weights
+    weights_note = str(weights)
+    if weights is None:
+        shipped = models.WEIGHTS_DIR
+        if (shipped / "generator").is_dir():
+            weights, weights_note = shipped, f"shipped ({shipped})"
+        else:
+            weights = make_weights(work / "weights")
+            weights_note = "shipped sizes (default GeneratorConfig/DiscriminatorConfig), fixed random weights"
+    body, ctype = classify_body()
+    body_file = work / "classify.body"
+    body_file.write_bytes(body)
+
+    models_alone = model_only(weights, args.server_cpu)
+    for name, figures in models_alone.items():
+        print(f"{name} alone: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    servers = {v: start_server(v, weights, args.server_cpu, work) for v in args.variants}
+    if tool == "python":
+        os.sched_setaffinity(0, {args.client_cpu})  # the client shares no core with the servers
+    points: list[Point] = []
+    try:
+        for process, url in servers.values():
+            wait_ready(process, url)
+        print(f"load: {tool} on CPU {args.client_cpu}; servers on CPU {args.server_cpu}; weights: {weights_note}")
+        print(f"{'endpoint':9} {'conc':>4} {'variant':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+        for endpoint in args.endpoints:
+            for concurrency in args.concurrency:
+                for variant in args.variants:
+                    url = servers[variant][1]
+
+                    def load(seconds: float, url: str = url, concurrency: int = concurrency, endpoint: str = endpoint):
+                        if tool == "hey":
+                            return run_hey(url, endpoint, concurrency, seconds, args.client_cpu, body_file, ctype)
+                        return run_python(url, endpoint, concurrency, seconds, body, ctype)
+
+                    if args.warmup > 0:
+                        load(args.warmup)
+                    n, rps, p50, p99, errors = load(args.duration)
+                    point = Point(
+                        variant, endpoint, concurrency, n, round(rps, 1), round(p50, 2), round(p99, 2), errors
+                    )
+                    points.append(point)
+                    print(f"{endpoint:9} {concurrency:>4} {variant:12} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>6}")
+    finally:
+        for process, _ in servers.values():
+            stop(process)
+
+    summary = {}
+    for endpoint in args.endpoints:
+        by_variant = {p.variant: p for p in points if p.endpoint == endpoint and p.concurrency == 32}
+        if {"engine", "plain"} <= set(by_variant):
+            engine, plain = by_variant["engine"], by_variant["plain"]
+            ratio = engine.rps / plain.rps if plain.rps else float("inf")
+            summary[endpoint] = {
+                "speedup_vs_plain_at_32": round(ratio, 2),
+                "target": TARGETS[endpoint],
+                "p99_ms": engine.p99_ms,
+                "plain_p99_ms": plain.p99_ms,
+                "meets_target": ratio >= TARGETS[endpoint] and engine.p99_ms <= plain.p99_ms,
+            }
+            print(
+                f"/{endpoint} at 32: {ratio:.2f}x the plain handler (target {TARGETS[endpoint]}x), "
+                f"p99 {engine.p99_ms:.1f} ms vs {plain.p99_ms:.1f} ms"
+            )
+    result = {
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpu": _cpu_model(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "load_average_at_end": os.getloadavg(),
+        },
+        "setup": {
+            "tool": tool,
+            "server_cpu": args.server_cpu,
+            "client_cpu": args.client_cpu,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "weights": weights_note,
+            "engine_settings": "defaults (FGAN_MAX_BATCH_SIZE=32, FGAN_BATCH_TIMEOUT_MS=4), access log off",
+        },
+        "model_only": models_alone,
+        "results": [asdict(p) for p in points],
+        "summary": summary,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

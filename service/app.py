@@ -1,0 +1,135 @@
+"""Assembly of the FastAPI application: settings, lifespan (load, warm up, drain), routes, middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+import models
+from service.engine import Engine
+from service.errors import install_error_handlers
+from service.limits import BodyLimitMiddleware
+from service.loading import StartupError, configure_torch, load_models, resolve_device
+from service.observability import InFlight, Metrics, RequestMiddleware, StartupErrorMiddleware
+from service.routes import classify, docs, generate, health, meta
+from service.routes.meta import package_version
+from service.security import ApiKeyMiddleware, document_api_key
+from service.settings import Settings, get_settings
+
+log = logging.getLogger("service")
+
+DESCRIPTION = """\
+Generate Fashion-MNIST images of a chosen class with a conditional GAN, and tell real images from generated ones.
+
+- `GET /generate?label=3` → a 28×28 PNG (`seed`, `n`, `scale`, `format=json` options).
+- `POST /classify` with a multipart `image` file and a `label` field → `{"label": "real" | "fake", "confidence": c}`.
+
+Every error is JSON `{"error": code, "detail": message}` saying what was wrong and what is accepted.
+"""
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    try:
+        device = resolve_device(settings.device)
+        configure_torch(settings.threads)
+        model_set = await anyio.to_thread.run_sync(load_models, settings.weights_dir, device)
+    except (models.CheckpointError, StartupError) as exc:
+        # One clear line; StartupErrorMiddleware keeps uvicorn from adding the traceback.
+        app.state.startup_error = str(exc)
+        log.error("cannot start: %s", exc)
+        raise
+    engine = Engine(model_set, settings, observer=metrics, requests_in_flight=app.state.in_flight)
+    engine.start()
+    app.state.engine = engine
+    app.state.not_ready_reason = "warming up the models"
+    warmup = asyncio.create_task(_warm_up(app, engine), name="warmup")
+    log.info(
+        "serving on %s with torch threads=%d, max batch %d, batch timeout %gms, queue limit %d",
+        device,
+        settings.threads,
+        settings.max_batch_size,
+        settings.batch_timeout_ms,
+        settings.queue_limit,
+    )
+    try:
+        yield
+    finally:
+        # Uvicorn has stopped taking connections and finished open requests by now; drain the engine anyway.
+        app.state.ready = False
+        app.state.not_ready_reason = "shutting down"
+        metrics.ready.set(0)
+        await warmup
+        drained = await anyio.to_thread.run_sync(engine.close, settings.request_timeout_s)
+        app.state.engine = None
+        log.info("engine stopped%s", "" if drained else " (some queued requests were dropped)")
+
+
+async def _warm_up(app: FastAPI, engine: Engine) -> None:
+    """Run each model once at batch size 1 and at the largest batch size, then report ready."""
+    try:
+        await anyio.to_thread.run_sync(engine.warmup)
+    except Exception:
+        log.exception("warm-up failed; the service stays not ready")
+        app.state.not_ready_reason = "warm-up failed (see the logs)"
+        return
+    # Move everything allocated so far (torch, the models, the app) out of the garbage collector's
+    # view: its full collections would otherwise walk those objects, a pause of tens of milliseconds
+    # that lands on whichever requests are in flight (a long p99 tail).
+    gc.collect()
+    gc.freeze()
+    if app.state.engine is engine:
+        app.state.ready = True
+        app.state.metrics.ready.set(1)
+        log.info("ready")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service. ``settings`` defaults to the environment's (``FGAN_*`` variables)."""
+    settings = settings or get_settings()
+    metrics = Metrics()
+    app = FastAPI(
+        title="fashion-gan",
+        version=package_version(),
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        # Served by routes.docs, so that the API key (when set) guards them like every non-probe route.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.in_flight = InFlight()
+    app.state.engine = None
+    app.state.ready = False
+    app.state.not_ready_reason = "loading the models"
+    app.state.startup_error = None
+
+    install_error_handlers(app)
+    for router in (generate.router, classify.router, meta.router, docs.router, health.router):
+        app.include_router(router)
+
+    # Added innermost first: RequestMiddleware wraps everything, so 401s and 413s get request ids and
+    # metrics too, and the key is checked before the body is read.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
+        document_api_key(app)
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        in_flight=app.state.in_flight,
+        timeout_s=settings.request_timeout_s,
+        access_log=settings.access_log,
+    )
+    app.add_middleware(StartupErrorMiddleware, state=app.state)
+    return app

@@ -1,0 +1,160 @@
+"""Loading the served models from the weights directory, and readying them for inference.
+
+Layout: ``<weights>/generator/`` and ``<weights>/discriminator/`` are required,
+``<weights>/detector/`` is optional (a dedicated real/fake detector; when present
+it is the default model of /classify). Each is a checkpoint directory in the
+project's format (see models/checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+import models
+
+log = logging.getLogger("service.loading")
+
+GENERATOR = "generator"
+DISCRIMINATOR = "discriminator"
+DETECTOR = "detector"
+
+
+class StartupError(Exception):
+    """A setting or a model makes the service unable to start; the message says which and why."""
+
+
+@dataclass
+class ServedModel:
+    """A network ready for inference, with the facts /info reports about it."""
+
+    name: str
+    module: nn.Module
+    directory: Path
+    checkpoint: dict[str, Any]  # the parsed config.json
+    temperature: float | None = None  # logits are divided by it (a calibrated detector's)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the network was built with classes (config.num_classes > 0)."""
+        return bool(getattr(getattr(self.module, "config", None), "num_classes", 0))
+
+    @property
+    def label_use(self) -> str:
+        """How the network uses the image's class label: "required", "optional" or "ignored".
+
+        The GAN's own networks need it when conditional. A detector is called as
+        ``detector(x, y_or_None)`` and works either way, unless its config says it has no classes.
+        """
+        if self.name == DETECTOR:
+            num_classes = getattr(getattr(self.module, "config", None), "num_classes", None)
+            return "ignored" if num_classes == 0 else "optional"
+        return "required" if self.conditional else "ignored"
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+
+@dataclass
+class ModelSet:
+    """Everything the engine serves."""
+
+    device: torch.device
+    generator: ServedModel
+    classifiers: dict[str, ServedModel]  # "discriminator", and "detector" when present
+
+    @property
+    def default_classifier(self) -> str:
+        return DETECTOR if DETECTOR in self.classifiers else DISCRIMINATOR
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; a named CUDA device must exist."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise StartupError(f"device {spec!r} was asked for, but CUDA is not available here; use auto or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise StartupError(f"device {spec!r} does not exist; {torch.cuda.device_count()} CUDA device(s) here")
+    return device
+
+
+def configure_torch(threads: int) -> None:
+    """Set torch's CPU thread pools deliberately instead of torch's guess.
+
+    Intra-op threads: one per CPU this process may use (the batcher runs one forward pass at a
+    time, so they are not oversubscribed). Inter-op: 1, since the models have no parallel branches.
+    """
+    torch.set_num_threads(threads)
+    # It can be set only once per process, before any inter-op work (tests build many apps).
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+
+
+def _freeze(module: nn.Module) -> nn.Module:
+    """Prepare a loaded network for serving: no gradients, parametrizations baked in.
+
+    Spectral normalization is a parametrization that recomputes W / sigma(W) on every forward
+    call; in eval mode its value is fixed, so computing it once gives identical outputs for less
+    work per batch. (Done in place: on a deep copy it would corrupt the shared class.)
+    """
+    module.eval().requires_grad_(False)
+    for sub in list(module.modules()):
+        if parametrize.is_parametrized(sub):
+            for name in list(sub.parametrizations.keys()):
+                parametrize.remove_parametrizations(sub, name, leave_parametrized=True)
+    return module
+
+
+def _temperature(checkpoint: dict[str, Any], directory: Path) -> float | None:
+    value = (checkpoint.get("metrics") or {}).get("temperature")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise models.CheckpointError(
+            f"{directory / 'config.json'}: metrics.temperature must be a positive number, got {value!r}"
+        )
+    return float(value)
+
+
+def _load(name: str, directory: Path, expected: type[nn.Module] | None, device: torch.device) -> ServedModel:
+    module = models.load_model(directory, expected=expected, device=device)
+    checkpoint = getattr(module, "checkpoint", {})
+    served = ServedModel(name, _freeze(module), directory, checkpoint, _temperature(checkpoint, directory))
+    log.info(
+        "loaded %s: %s from %s (%d parameters, %s)",
+        name,
+        type(module).__name__,
+        directory,
+        served.parameters,
+        "conditional" if served.conditional else "unconditional",
+    )
+    return served
+
+
+def load_models(weights_dir: Path, device: torch.device) -> ModelSet:
+    """Load and check every served model. Raises CheckpointError naming the file at fault."""
+    weights_dir = Path(weights_dir)
+    if not weights_dir.is_dir():
+        raise models.CheckpointError(
+            f"{weights_dir}: weights directory not found (set FGAN_WEIGHTS_DIR to a directory "
+            f"with {GENERATOR}/ and {DISCRIMINATOR}/ checkpoints)"
+        )
+    generator = _load(GENERATOR, weights_dir / GENERATOR, models.Generator, device)
+    classifiers = {DISCRIMINATOR: _load(DISCRIMINATOR, weights_dir / DISCRIMINATOR, models.Discriminator, device)}
+    detector_dir = weights_dir / DETECTOR
+    if detector_dir.exists():
+        # The Detector class is registered in models once it exists; until then accept any registered class.
+        classifiers[DETECTOR] = _load(DETECTOR, detector_dir, models.registered().get("Detector"), device)
+    return ModelSet(device=device, generator=generator, classifiers=classifiers)

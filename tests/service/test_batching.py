@@ -1,0 +1,220 @@
+"""The micro-batcher on its own: batch formation, bounded queue, cancellation, error isolation, draining."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+import pytest
+
+from service.batching import BatcherClosed, MicroBatcher, QueueFull
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Recorder:
+    """A predict function that doubles its inputs and records each batch it was given."""
+
+    def __init__(self, delay_s: float = 0.0, fail_on: object = None) -> None:
+        self.batches: list[list[object]] = []
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, payloads: list[int]) -> list[int]:
+        self.started.set()
+        self.release.wait(10)
+        time.sleep(self.delay_s)
+        self.batches.append(list(payloads))
+        if self.fail_on in payloads:
+            raise ValueError(f"cannot take {self.fail_on}")
+        return [p * 2 for p in payloads]
+
+
+def make(predict, **kwargs) -> MicroBatcher:
+    options = {"max_batch_size": 8, "max_wait_s": 0.2, "queue_limit": 100} | kwargs
+    batcher = MicroBatcher("test", predict, **options)
+    batcher.start()
+    return batcher
+
+
+async def submit_all(batcher: MicroBatcher, payloads: list[int], rows: int = 1) -> list[object]:
+    results: list[object] = [None] * len(payloads)
+
+    async def one(i: int) -> None:
+        try:
+            results[i] = await batcher.submit(payloads[i], rows)
+        except Exception as exc:
+            results[i] = exc
+
+    async with anyio.create_task_group() as group:
+        for i in range(len(payloads)):
+            group.start_soon(one, i)
+    return results
+
+
+async def test_concurrent_requests_share_one_call_and_get_their_own_results() -> None:
+    recorder = Recorder()
+    batcher = make(recorder)
+    try:
+        assert await submit_all(batcher, list(range(6))) == [0, 2, 4, 6, 8, 10]
+        assert recorder.batches == [[0, 1, 2, 3, 4, 5]]
+    finally:
+        batcher.close(5)
+
+
+async def test_batches_are_capped_at_max_batch_size_rows() -> None:
+    recorder = Recorder()
+    batcher = make(recorder, max_batch_size=4)
+    try:
+        assert await submit_all(batcher, list(range(10))) == [i * 2 for i in range(10)]
+        assert [len(b) for b in recorder.batches] == [4, 4, 2]
+    finally:
+        batcher.close(5)
+    # A payload counts for its rows; one larger than the cap runs alone.
+    recorder = Recorder()
+    batcher = make(recorder, max_batch_size=4)
+    try:
+        await submit_all(batcher, [1, 2, 3], rows=3)
+        assert [len(b) for b in recorder.batches] == [1, 1, 1]
+        recorder.batches.clear()
+        assert await batcher.submit(7, rows=50) == 14
+    finally:
+        batcher.close(5)
+
+
+async def test_a_lone_request_waits_at_most_max_wait() -> None:
+    batcher = make(Recorder(), max_wait_s=0.05)
+    try:
+        started = time.monotonic()
+        assert await batcher.submit(1) == 2
+        assert time.monotonic() - started < 1.0
+    finally:
+        batcher.close(5)
+
+
+async def test_full_queue_refuses_at_once() -> None:
+    recorder = Recorder()
+    recorder.release.clear()  # hold the worker inside its first batch
+    batcher = make(recorder, max_wait_s=0.0, queue_limit=2)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(batcher.submit, 1)
+            await anyio.to_thread.run_sync(recorder.started.wait, 5)  # 1 is running, the queue is empty
+            group.start_soon(batcher.submit, 2)
+            group.start_soon(batcher.submit, 3)
+            while batcher.depth < 2:
+                await anyio.sleep(0.005)
+            with pytest.raises(QueueFull):
+                await batcher.submit(4)
+            recorder.release.set()
+        assert sorted(p for b in recorder.batches for p in b) == [1, 2, 3]
+    finally:
+        recorder.release.set()
+        batcher.close(5)
+
+
+async def test_a_cancelled_request_leaves_the_queue_and_is_never_run() -> None:
+    recorder = Recorder()
+    batcher = make(recorder, max_wait_s=0.5, max_batch_size=8)
+    try:
+        with anyio.move_on_after(0.1):
+            await batcher.submit(99)
+        assert batcher.depth == 0
+        assert await batcher.submit(1) == 2
+        assert recorder.batches == [[1]]
+    finally:
+        batcher.close(5)
+
+
+async def test_an_error_fails_only_its_own_request() -> None:
+    recorder = Recorder(fail_on=3)
+    batcher = make(recorder)
+    try:
+        results = await submit_all(batcher, [1, 2, 3, 4])
+        assert results[:2] == [2, 4]
+        assert isinstance(results[2], ValueError)
+        assert results[3] == 8
+        assert recorder.batches[0] == [1, 2, 3, 4]  # tried together, then one by one
+    finally:
+        batcher.close(5)
+
+
+async def test_close_drains_queued_work_then_refuses() -> None:
+    recorder = Recorder(delay_s=0.01)
+    batcher = make(recorder, max_wait_s=5.0, max_batch_size=100)  # would wait 5 s for more if not closing
+    async with anyio.create_task_group() as group:
+        results: list[int] = []
+
+        async def one(i: int) -> None:
+            results.append(await batcher.submit(i))
+
+        for i in range(5):
+            group.start_soon(one, i)
+        while batcher.depth < 5:
+            await anyio.sleep(0.005)
+        started = time.monotonic()
+        assert await anyio.to_thread.run_sync(batcher.close, 5.0)
+        assert time.monotonic() - started < 2.0
+    assert sorted(results) == [0, 2, 4, 6, 8]
+    with pytest.raises(BatcherClosed):
+        await batcher.submit(1)
+
+
+def test_limits_are_validated() -> None:
+    for bad in ({"max_batch_size": 0}, {"max_wait_s": -1}, {"queue_limit": 0}):
+        options = {"max_batch_size": 1, "max_wait_s": 0, "queue_limit": 1} | bad
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MicroBatcher("x", lambda p: p, **options)
+
+
+async def test_a_lone_request_runs_at_once_when_nobody_else_is_coming() -> None:
+    arrivals = {"pending": 0}
+    batcher = make(Recorder(), max_wait_s=2.0, pending_arrivals=lambda: arrivals["pending"])
+    try:
+        started = time.monotonic()
+        assert await batcher.submit(1) == 2
+        assert time.monotonic() - started < 1.0  # did not wait out the 2 s window
+        # While others are on their way, it waits for them (here: until the deadline).
+        arrivals["pending"] = 3
+        batcher.max_wait_s = 0.3
+        started = time.monotonic()
+        assert await batcher.submit(1) == 2
+        assert time.monotonic() - started >= 0.25
+    finally:
+        batcher.close(5)
+
+
+async def test_close_gives_up_on_a_stuck_worker_and_fails_the_queue() -> None:
+    recorder = Recorder()
+    recorder.release.clear()  # the first batch never finishes
+    batcher = make(recorder, max_wait_s=0.0, max_batch_size=1)
+    outcomes: list[object] = []
+
+    async def one(i: int) -> None:
+        try:
+            outcomes.append(await batcher.submit(i))
+        except BatcherClosed as exc:
+            outcomes.append(exc)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(one, 1)
+            await anyio.to_thread.run_sync(recorder.started.wait, 5)
+            group.start_soon(one, 2)
+            while batcher.depth < 1:
+                await anyio.sleep(0.005)
+            assert await anyio.to_thread.run_sync(batcher.close, 0.2) is False
+            recorder.release.set()
+        assert isinstance(outcomes[0], BatcherClosed)  # the queued one, failed by close
+        assert outcomes[1] == 2  # the running one finished after all
+    finally:
+        recorder.release.set()

@@ -1,0 +1,183 @@
+"""End to end: a real ``python -m service`` on a free loopback port, called with curl as the design card does.
+
+Every wait here is bounded in time, and the server is stopped at the end of each test whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.service.support import (
+    decode_png,
+    expected_images,
+    make_generator,
+    metric,
+    png_bytes,
+    sample_pixels,
+    write_weights,
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_service(weights: Path, log: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FGAN_")}
+    environment |= {"FGAN_WEIGHTS_DIR": str(weights), "FGAN_DEVICE": "cpu", "FGAN_TORCH_THREADS": "1"} | env
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def curl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(["curl", "-sS", "--max-time", str(timeout), *args], capture_output=True, timeout=timeout + 5)
+
+
+def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the service exited with {process.returncode}:\n{log.read_text()}")
+        if curl("-o", "/dev/null", "-w", "%{http_code}", f"{url}/readyz", timeout=2).stdout == b"200":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not ready within {START_TIMEOUT_S}s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGINT) -> int:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
+    """A served tiny model that takes one request at a time (batches of 1) behind a queue of one."""
+    log = tmp_path / "service.log"
+    process, url = start_service(
+        write_weights(tmp_path / "weights"),
+        log,
+        FGAN_MAX_BATCH_SIZE="1",
+        FGAN_QUEUE_LIMIT="1",
+        FGAN_MAX_UPLOAD_BYTES="65536",
+        FGAN_LOG_FORMAT="json",
+    )
+    try:
+        wait_ready(process, url, log)
+        yield process, url, log
+    finally:
+        stop(process)
+
+
+def test_design_card_calls_over_real_http(service, tmp_path: Path) -> None:
+    process, url, log = service
+    # GET /generate?label=3, saved as a file.
+    image = tmp_path / "x.png"
+    headers = tmp_path / "headers.txt"
+    result = curl("-D", str(headers), "-o", str(image), f"{url}/generate?label=3&seed=7")
+    assert result.returncode == 0, result.stderr
+    head = headers.read_text().lower()
+    assert head.startswith("http/1.1 200")
+    assert "content-type: image/png" in head and "x-seed: 7" in head and "x-label: 3" in head
+    pixels = decode_png(image.read_bytes())
+    np.testing.assert_array_equal(pixels, expected_images(make_generator(), [7], 3)[0])
+    request_id = next(line.split(":", 1)[1].strip() for line in head.splitlines() if line.startswith("x-request-id"))
+
+    # The reference call: curl -F image=@x.png -F label=8 …/classify
+    result = curl("-F", f"image=@{image}", "-F", "label=8", f"{url}/classify")
+    verdict = json.loads(result.stdout)
+    assert set(verdict) == {"label", "confidence"}
+    assert verdict["label"] in ("real", "fake") and 0.5 <= verdict["confidence"] <= 1
+
+    # A body over the upload limit (64 KiB here): 413, whatever the client does next.
+    big = tmp_path / "big.png"
+    big.write_bytes(png_bytes(sample_pixels()) + b"\0" * 200_000)
+    result = curl("-o", "/dev/null", "-w", "%{http_code}", "-F", f"image=@{big}", "-F", "label=8", f"{url}/classify")
+    assert result.stdout == b"413"
+    # A text file instead of an image: 415 with a message.
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    result = curl("-w", "\n%{http_code}", "-F", f"image=@{text}", "-F", "label=8", f"{url}/classify")
+    body, status = result.stdout.decode().rsplit("\n", 1)
+    assert status == "415" and "accepted formats" in json.loads(body)["detail"]
+
+    # JSON logs carry the request id of each request.
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    access = [entry for entry in lines if entry["logger"] == "service.access"]
+    assert any(e["request_id"] == request_id and e["path"] == "/generate" and e["status"] == 200 for e in access)
+
+    # SIGTERM (what docker stop and Kubernetes send) stops it cleanly.
+    assert stop(process, signal.SIGTERM) == 0
+
+
+def test_overload_answers_503_with_retry_after(service, tmp_path: Path) -> None:
+    _, url, _ = service
+    # 24 requests at once for 100 images each: one runs, one waits, and the queue (of one) is full for the rest.
+    targets = [arg for i in range(24) for arg in ("-o", "/dev/null", f"{url}/generate?label=1&n=100&seed={i}")]
+    result = curl(
+        "--parallel",
+        "--parallel-immediate",
+        "--parallel-max",
+        "24",
+        "-w",
+        "%{http_code} %header{retry-after}\n",
+        *targets,
+    )
+    answers = [line.split() for line in result.stdout.decode().splitlines()]
+    statuses = [int(answer[0]) for answer in answers]
+    assert len(statuses) == 24
+    assert set(statuses) == {200, 503}, statuses
+    assert statuses.count(200) >= 2
+    assert all(answer == ["503", "1"] for answer in answers if answer[0] == "503")  # with Retry-After: 1
+    text = curl(f"{url}/metrics").stdout.decode()
+    assert metric(text, "fgan_engine_rejected_total", model="generator", reason="queue_full") == statuses.count(503)
+
+
+def test_bad_checkpoint_exits_nonzero_with_one_clear_line(tmp_path: Path) -> None:
+    weights = write_weights(tmp_path / "weights")
+    (weights / "generator" / "model.safetensors").write_bytes(b"\0" * 16)
+    log = tmp_path / "service.log"
+    process, _ = start_service(weights, log)
+    try:
+        code = process.wait(timeout=START_TIMEOUT_S)
+    finally:
+        stop(process)
+    text = log.read_text()
+    assert code != 0
+    errors = [line for line in text.splitlines() if "ERROR" in line]
+    assert any("generator/model.safetensors" in line for line in errors), text
+    assert "Traceback" not in text

@@ -1,0 +1,151 @@
+"""GET /generate: PNG bytes of the right size, reproducible from the seed, every option, every bad value."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models import NAMES
+from tests.service.support import decode_png, expected_images, make_generator, write_weights
+
+
+def test_png_of_the_requested_class_matches_the_generator(client) -> None:
+    response = client.get("/generate", params={"label": 3, "seed": 42})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-seed"] == "42"
+    assert response.headers["x-label"] == "3"
+    assert response.headers["x-label-name"] == "Dress"
+    pixels = decode_png(response.content)
+    assert pixels.shape == (28, 28)
+    np.testing.assert_array_equal(pixels, expected_images(make_generator(), [42], 3)[0])
+
+
+def test_same_seed_and_label_give_identical_bytes(client) -> None:
+    first = client.get("/generate?label=7&seed=123").content
+    second = client.get("/generate?label=7&seed=123").content
+    assert first == second
+    assert client.get("/generate?label=7&seed=124").content != first
+    assert client.get("/generate?label=2&seed=123").content != first
+
+
+def test_label_may_be_a_class_name(client) -> None:
+    by_id = client.get("/generate?label=9&seed=5")
+    by_name = client.get("/generate", params={"label": "ankle boot", "seed": 5})
+    assert by_name.status_code == 200
+    assert by_name.headers["x-label"] == "9"
+    assert by_name.content == by_id.content
+
+
+def test_missing_seed_and_label_are_drawn_and_reported(client) -> None:
+    response = client.get("/generate")
+    assert response.status_code == 200
+    seed, label = int(response.headers["x-seed"]), int(response.headers["x-label"])
+    assert 0 <= seed < 2**31
+    assert 0 <= label <= 9
+    assert response.headers["x-label-name"] == NAMES[label]
+    # The headers are enough to reproduce the image.
+    again = client.get("/generate", params={"seed": seed, "label": label})
+    assert again.content == response.content
+
+
+def test_grid_of_n_images_tiles_seed_plus_i(client) -> None:
+    response = client.get("/generate?label=1&seed=10&n=5")
+    assert response.status_code == 200
+    grid = decode_png(response.content)
+    assert grid.shape == (2 * 28, 3 * 28)  # 5 images: 3 columns, 2 rows
+    expected = expected_images(make_generator(), [10, 11, 12, 13, 14], 1)
+    for i in range(5):
+        r, c = divmod(i, 3)
+        np.testing.assert_array_equal(grid[r * 28 : (r + 1) * 28, c * 28 : (c + 1) * 28], expected[i])
+    assert not grid[28:, 56:].any()  # the empty sixth cell is black
+
+
+def test_scale_enlarges_with_nearest_neighbour(client) -> None:
+    small = decode_png(client.get("/generate?label=4&seed=3").content)
+    big = decode_png(client.get("/generate?label=4&seed=3&scale=4").content)
+    assert big.shape == (112, 112)
+    np.testing.assert_array_equal(big, np.repeat(np.repeat(small, 4, axis=0), 4, axis=1))
+
+
+def test_largest_request_runs_in_batch_sized_chunks(make_client) -> None:
+    client = make_client(max_batch_size=8)
+    response = client.get("/generate?label=0&seed=0&n=100&scale=2")
+    assert response.status_code == 200
+    grid = decode_png(response.content)
+    assert grid.shape == (10 * 56, 10 * 56)
+    expected = expected_images(make_generator(), list(range(100)), 0)
+    np.testing.assert_array_equal(grid[::2, ::2][-28:, -28:], expected[99])
+
+
+def test_json_format_gives_base64_pngs(client) -> None:
+    response = client.get("/generate?label=Sneaker&seed=7&n=3&scale=2&format=json")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"label", "label_name", "seed", "images"}
+    assert (body["label"], body["label_name"], body["seed"]) == (7, "Sneaker", 7)
+    assert len(body["images"]) == 3
+    expected = expected_images(make_generator(), [7, 8, 9], 7)
+    for encoded, want in zip(body["images"], expected, strict=True):
+        image = decode_png(base64.b64decode(encoded))
+        assert image.shape == (56, 56)
+        np.testing.assert_array_equal(image[::2, ::2], want)
+
+
+def test_seed_wraps_at_two_to_the_32(client) -> None:
+    response = client.get(f"/generate?label=0&seed={2**32 - 1}&n=2&format=json")
+    assert response.status_code == 200
+    images = [decode_png(base64.b64decode(i)) for i in response.json()["images"]]
+    np.testing.assert_array_equal(images[1], expected_images(make_generator(), [0], 0)[0])
+
+
+def test_unconditional_generator_ignores_the_label(make_client, tmp_path) -> None:
+    weights = write_weights(tmp_path, generator=make_generator(num_classes=0))
+    client = make_client(weights)
+    response = client.get("/generate?seed=5")
+    assert response.status_code == 200
+    assert "x-label" not in response.headers
+    np.testing.assert_array_equal(
+        decode_png(response.content), expected_images(make_generator(num_classes=0), [5], None)[0]
+    )
+    assert client.get("/generate?seed=5&label=3").content == response.content
+    assert client.get("/generate?seed=5&format=json").json()["label"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("label=10", ["label", "0-9", "Ankle boot"]),
+        ("label=hat", ["hat", "T-shirt/top"]),
+        ("label=", ["empty", "0-9"]),
+        ("label=-1", ["out of range", "0-9"]),
+        ("n=0", ["'n'", "1 to 100"]),
+        ("n=101", ["'n'", "1 to 100"]),
+        ("n=two", ["'n'", "integer"]),
+        ("scale=0", ["'scale'", "1 to 16"]),
+        ("scale=17", ["'scale'", "1 to 16"]),
+        ("seed=-1", ["'seed'", "0 to 4294967295"]),
+        ("seed=4294967296", ["'seed'", "0 to 4294967295"]),
+        ("seed=1.5", ["'seed'", "integer"]),
+        ("format=gif", ["'format'", "'png' or 'json'"]),
+    ],
+)
+def test_bad_parameters_get_422_saying_what_is_accepted(client, query: str, names: list[str]) -> None:
+    response = client.get(f"/generate?{query}")
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_input"
+    for name in names:
+        assert name in body["detail"]
+
+
+def test_png_is_a_valid_8_bit_grayscale_file(client) -> None:
+    data = client.get("/generate?label=5&seed=1").content
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    image = Image.open(io.BytesIO(data))
+    image.verify()
+    assert (image.size, image.mode) == ((28, 28), "L")
