@@ -17,8 +17,9 @@ from service.errors import install_error_handlers
 from service.limits import BodyLimitMiddleware
 from service.loading import StartupError, configure_torch, load_models, resolve_device
 from service.observability import InFlight, Metrics, RequestMiddleware, StartupErrorMiddleware
-from service.routes import classify, docs, generate, health, meta
+from service.routes import classify, docs, explain, generate, health, meta
 from service.routes.meta import package_version
+from service.routes.page import PageMiddleware
 from service.security import ApiKeyMiddleware, document_api_key
 from service.settings import Settings, get_settings
 
@@ -29,6 +30,8 @@ Generate Fashion-MNIST images of a chosen class with a conditional GAN, and tell
 
 - `GET /generate?label=3` → a 28×28 PNG (`seed`, `n`, `scale`, `format=json` options).
 - `POST /classify` with a multipart `image` file and a `label` field → `{"label": "real" | "fake", "confidence": c}`.
+- `POST /explain`, the same form → a PNG of the image with a GradCAM heatmap of what pushed it toward "fake".
+- `GET /` → a web page to generate, classify and explain in a browser.
 
 Every error is JSON `{"error": code, "detail": message}` saying what was wrong and what is accepted.
 """
@@ -115,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.startup_error = None
 
     install_error_handlers(app)
-    for router in (generate.router, classify.router, meta.router, docs.router, health.router):
+    for router in (generate.router, classify.router, explain.router, meta.router, docs.router, health.router):
         app.include_router(router)
 
     # Added innermost first: RequestMiddleware wraps everything, so 401s and 413s get request ids and
@@ -124,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
         document_api_key(app)
+    # The web page (GET /) and its files, outside the key check: a browser opening it cannot send the key.
+    app.add_middleware(PageMiddleware)
     app.add_middleware(
         RequestMiddleware,
         metrics=metrics,

@@ -1,0 +1,128 @@
+"""POST /explain: the verdict on an uploaded image, and a GradCAM heatmap of what pushed it toward "fake"."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.labels import accepted as accepted_labels
+from service import imaging
+from service.deps import get_engine, get_settings
+from service.explain import DEFAULT_SCALE, LAYERS, get_explainer
+from service.inputs import parse_label, pick_model, read_classify_form
+from service.schemas import ErrorResponse
+
+router = APIRouter(tags=["explain"])
+
+_FORM_SCHEMA = {
+    "type": "object",
+    "required": ["image"],
+    "properties": {
+        "image": {"type": "string", "format": "binary", "description": f"The image: {imaging.ACCEPTED_FORMATS}."},
+        "label": {"type": "string", "description": f"Its class: {accepted_labels()}.", "example": "8"},
+        "model": {"type": "string", "description": "discriminator or detector (default: detector when loaded)."},
+    },
+}
+_HEADERS = (
+    "Headers: X-Verdict (real or fake, as /classify answers), X-Confidence, X-Model, X-Layer (the layer read), "
+    "X-Heatmap-Peak (the map's largest value before scaling to 0..1, in calibrated-logit units; 0: nothing "
+    "pushed the verdict toward fake)."
+)
+
+
+class ExplainResponse(BaseModel):
+    """/explain with format=json."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "label": "fake",
+                    "confidence": 0.93,
+                    "model": "discriminator",
+                    "layer": "features.5",
+                    "peak": 0.41,
+                    "heatmap": [[0.0, 0.12, "…"], "…"],
+                    "image": "iVBORw0KGgo…",
+                }
+            ]
+        }
+    )
+    label: Literal["real", "fake"] = Field(description="The verdict, exactly as /classify gives it.")
+    confidence: float = Field(ge=0.5, le=1.0, description="Probability of the verdict, rounded to 4 digits.")
+    model: str = Field(description="The network explained: discriminator or detector.")
+    layer: str = Field(description=f"The layer GradCAM read ({', '.join(f'{k}: {v}' for k, v in LAYERS.items())}).")
+    peak: float = Field(ge=0, description="The map's largest value before scaling (calibrated-logit units).")
+    heatmap: list[list[float]] = Field(
+        description="Evidence toward 'fake' at the layer's resolution (14x14), scaled to 0..1 (all 0 when peak is 0)."
+    )
+    image: str = Field(description="The overlay as a base64 PNG, 28*scale pixels square, RGB.")
+
+
+@router.post(
+    "/explain",
+    summary="Show where a classifier saw evidence of a fake (GradCAM)",
+    response_class=Response,
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}},
+    responses={
+        200: {
+            "description": "The image, enlarged, with a heatmap of what pushed the verdict toward 'fake' laid over "
+            "it (RGB PNG), or JSON with format=json. " + _HEADERS,
+            "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": ExplainResponse.model_json_schema()},
+            },
+        },
+        400: {"model": ErrorResponse, "description": "Malformed multipart body."},
+        413: {"model": ErrorResponse, "description": "Body over the upload limit."},
+        415: {"model": ErrorResponse, "description": "Not multipart/form-data, or not an accepted image format."},
+        422: {"model": ErrorResponse, "description": "Missing/invalid field, corrupt or over-large image."},
+        503: {"model": ErrorResponse, "description": "Too many requests waiting (retry after Retry-After seconds)."},
+        504: {"model": ErrorResponse, "description": "Not finished within the request timeout."},
+    },
+)
+async def explain(
+    request: Request,
+    model: Annotated[
+        str | None, Query(description="discriminator or detector; the form field 'model' may say it instead.")
+    ] = None,
+    scale: Annotated[
+        int, Query(ge=1, le=16, description="Enlargement of the overlay (28*scale pixels square).")
+    ] = DEFAULT_SCALE,
+    fmt: Annotated[
+        Literal["png", "json"], Query(alias="format", description="png (default) or json (verdict, map, base64 PNG).")
+    ] = "png",
+) -> Response:
+    engine, settings = get_engine(request), get_settings(request)
+    form = await read_classify_form(request)
+    label = parse_label(form.label)
+    image = await imaging.decode_upload(form.image, max_pixels=settings.max_image_pixels)
+    name = pick_model(model, form.model)
+    served = engine.resolve_classifier(name)
+    verdict = await engine.classify(image, label=label, model=name)  # also checks that a needed label is there
+    rendered = await get_explainer(request).explain(
+        served, image, None if served.label_use == "ignored" else label, scale
+    )
+    explanation = rendered.explanation
+    headers = {
+        "X-Verdict": verdict.label,
+        "X-Confidence": str(verdict.confidence),
+        "X-Model": served.name,
+        "X-Layer": explanation.layer,
+        "X-Heatmap-Peak": f"{explanation.peak:.6g}",
+    }
+    if fmt == "json":
+        body = ExplainResponse(
+            label=verdict.label,
+            confidence=verdict.confidence,
+            model=served.name,
+            layer=explanation.layer,
+            peak=explanation.peak,
+            heatmap=[[round(float(v), 4) for v in row] for row in explanation.normalized],
+            image=rendered.png_base64,
+        )
+        return JSONResponse(body.model_dump(), headers=headers)
+    return Response(rendered.png, media_type="image/png", headers=headers)

@@ -1,0 +1,319 @@
+// The page's behaviour: calls the service's public API (same origin) and shows what it answers.
+// Plain JavaScript, no build step and no external files.
+"use strict";
+
+const KEY_STORAGE = "fgan-api-key";
+const state = {
+  apiKey: sessionStorage.getItem(KEY_STORAGE) || "",
+  labels: [], // [{id, name}]
+  selected: null, // {blob, label, description}
+  checkRun: 0, // only the latest check may write its answer
+};
+
+const $ = (id) => document.getElementById(id);
+
+// API calls ---------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, detail) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  if (state.apiKey) headers.set("X-API-Key", state.apiKey);
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (err) {
+    throw new ApiError(0, "network", `cannot reach the service (${err.message})`);
+  }
+  if (response.ok) return response;
+  let code = "http_error";
+  let detail = `${response.status} ${response.statusText}`;
+  try {
+    const body = await response.json(); // every error of the API is {"error": code, "detail": message}
+    if (body && typeof body.detail === "string") {
+      code = body.error || code;
+      detail = body.detail;
+    }
+  } catch {
+    // not JSON (a proxy's page, say): keep the status line
+  }
+  if (response.status === 401) askForKey(detail);
+  throw new ApiError(response.status, code, detail);
+}
+
+function showError(id, err) {
+  const box = $(id);
+  if (!err) {
+    box.hidden = true;
+    box.textContent = "";
+    return;
+  }
+  const where = err.status ? ` (HTTP ${err.status}, ${err.code})` : "";
+  box.textContent = `Error${where}: ${err.message}`;
+  box.hidden = false;
+}
+
+// API key -------------------------------------------------------------------------------------------
+
+function askForKey(detail) {
+  const box = $("key-box");
+  box.open = true;
+  $("key-message").textContent = state.apiKey
+    ? "The server did not accept this API key. Enter the right one."
+    : "This server needs an API key. Enter it to continue.";
+  $("key-message").classList.add("error-text");
+  if (document.activeElement !== $("api-key")) $("api-key").focus();
+  console.info("API key needed:", detail);
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.apiKey = $("api-key").value.trim();
+  if (state.apiKey) sessionStorage.setItem(KEY_STORAGE, state.apiKey);
+  else sessionStorage.removeItem(KEY_STORAGE);
+  $("key-message").textContent = "Key saved for this tab.";
+  $("key-message").classList.remove("error-text");
+  loadStart();
+});
+
+// Labels and models --------------------------------------------------------------------------------
+
+function fillSelect(select, options, keep) {
+  const previous = keep ? select.value : null;
+  select.replaceChildren(
+    ...options.map(([value, text]) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      return option;
+    }),
+  );
+  if (previous !== null && options.some(([value]) => value === previous)) select.value = previous;
+}
+
+async function loadLabels() {
+  const body = await (await api("/labels")).json();
+  state.labels = body.labels;
+  const classes = state.labels.map((l) => [String(l.id), l.name]);
+  fillSelect($("gen-class"), classes, true);
+  fillSelect($("check-class"), [["", "unknown"], ...classes], true);
+}
+
+function formatValue(value) {
+  if (typeof value === "number") {
+    if (Number.isInteger(value)) return value.toLocaleString("en");
+    return Math.abs(value) >= 1000 || Math.abs(value) < 0.001 ? value.toExponential(3) : String(+value.toPrecision(4));
+  }
+  if (value === null || value === undefined) return "–";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+function factsTable(caption, facts) {
+  const entries = Object.entries(facts || {});
+  const table = document.createElement("table");
+  const cap = document.createElement("caption");
+  cap.textContent = caption;
+  table.append(cap);
+  if (!entries.length) {
+    const row = table.insertRow();
+    const cell = row.insertCell();
+    cell.textContent = "none recorded";
+    cell.colSpan = 2;
+    return table;
+  }
+  for (const [key, value] of entries) {
+    const row = table.insertRow();
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = key;
+    row.append(name);
+    row.insertCell().textContent = formatValue(value);
+  }
+  return table;
+}
+
+function modelCard(model, isDefault) {
+  const card = document.createElement("article");
+  card.className = "card";
+  const title = document.createElement("h3");
+  title.textContent = `${model.name}${isDefault ? " (default for checks)" : ""}`;
+  const summary = document.createElement("p");
+  const label = { required: "needs the class", optional: "class optional", ignored: "ignores the class" }[model.label];
+  summary.textContent =
+    `${model.class_name}, ${model.parameters.toLocaleString("en")} parameters, ${label}` +
+    (model.temperature ? `, temperature ${formatValue(model.temperature)}` : "");
+  card.append(title, summary, factsTable("Figures", model.metrics), factsTable("Training", model.training));
+  return card;
+}
+
+async function loadInfo() {
+  const info = await (await api("/info")).json();
+  const classifiers = info.models.filter((m) => m.name !== "generator");
+  fillSelect(
+    $("check-model"),
+    classifiers.map((m) => [m.name, m.name]),
+    true,
+  );
+  if (!classifiers.some((m) => m.name === $("check-model").value) || !state.modelChosen) {
+    $("check-model").value = info.default_classifier;
+  }
+  $("models-status").textContent = `Served on ${info.device}, version ${info.version}.`;
+  $("model-cards").replaceChildren(...info.models.map((m) => modelCard(m, m.name === info.default_classifier)));
+}
+
+async function loadStart() {
+  for (const [load, errorId] of [
+    [loadLabels, "generate-error"],
+    [loadInfo, "models-error"],
+  ]) {
+    try {
+      await load();
+      showError(errorId, null);
+    } catch (err) {
+      showError(errorId, err);
+    }
+  }
+}
+
+// Generate -------------------------------------------------------------------------------------------
+
+function base64ToBlob(data, type) {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type });
+}
+
+$("generate-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const label = $("gen-class").value;
+  const seed = $("gen-seed").value.trim();
+  const count = $("gen-count").value.trim() || "1";
+  const params = new URLSearchParams({ label, n: count, format: "json" });
+  if (seed !== "") params.set("seed", seed);
+  const button = $("generate-button");
+  button.disabled = true;
+  $("generate-status").textContent = "Generating…";
+  try {
+    const body = await (await api(`/generate?${params}`)).json();
+    showError("generate-error", null);
+    showGrid(body);
+  } catch (err) {
+    $("generate-status").textContent = "";
+    showError("generate-error", err);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+function showGrid(body) {
+  const name = body.label_name || "random class";
+  $("generate-status").textContent =
+    `${body.images.length} × ${name}, seeds ${body.seed}–${body.seed + body.images.length - 1}. ` +
+    "Choose one to check it.";
+  const buttons = body.images.map((data, i) => {
+    const seed = (body.seed + i) % 2 ** 32;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sample";
+    button.setAttribute("aria-pressed", "false");
+    const img = document.createElement("img");
+    img.src = `data:image/png;base64,${data}`;
+    img.alt = ""; // the button says what it is
+    button.setAttribute("aria-label", `Check generated ${name}, seed ${seed}`);
+    img.width = 84;
+    img.height = 84;
+    button.append(img);
+    button.title = `Check this ${name} (seed ${seed}): real or fake?`;
+    button.addEventListener("click", () => {
+      for (const other of $("grid").querySelectorAll(".sample")) other.setAttribute("aria-pressed", "false");
+      button.setAttribute("aria-pressed", "true");
+      if (body.label !== null) $("check-class").value = String(body.label);
+      state.selected = {
+        blob: base64ToBlob(data, "image/png"),
+        description: `Generated ${name}, seed ${seed}`,
+      };
+      check();
+    });
+    return button;
+  });
+  $("grid").replaceChildren(...buttons);
+}
+
+// Check: verdict and heatmap -----------------------------------------------------------------------
+
+function useFile(file) {
+  if (!file) return;
+  state.selected = { blob: file, description: `Uploaded: ${file.name}` };
+  for (const other of $("grid").querySelectorAll(".sample")) other.setAttribute("aria-pressed", "false");
+  check();
+}
+
+$("upload").addEventListener("change", () => useFile($("upload").files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  drop.classList.add("over");
+});
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  useFile(event.dataTransfer.files[0]);
+});
+$("check-class").addEventListener("change", () => state.selected && check());
+$("check-model").addEventListener("change", () => {
+  state.modelChosen = true;
+  if (state.selected) check();
+});
+
+async function check() {
+  const run = ++state.checkRun;
+  const selected = state.selected;
+  const form = new FormData();
+  form.append("image", selected.blob, selected.blob.name || "image.png");
+  if ($("check-class").value !== "") form.append("label", $("check-class").value);
+  form.append("model", $("check-model").value);
+  $("verdict").textContent = "Checking…";
+  try {
+    const answer = await (await api("/explain?format=json&scale=8", { method: "POST", body: form })).json();
+    if (run !== state.checkRun) return;
+    showError("check-error", null);
+    showResult(selected, answer);
+  } catch (err) {
+    if (run !== state.checkRun) return;
+    $("result").hidden = true;
+    showError("check-error", err);
+  }
+}
+
+function showResult(selected, answer) {
+  const input = $("result-input");
+  if (input.dataset.url) URL.revokeObjectURL(input.dataset.url);
+  input.dataset.url = URL.createObjectURL(selected.blob);
+  input.src = input.dataset.url;
+  $("result-input-caption").textContent = selected.description;
+  $("result-heatmap").src = `data:image/png;base64,${answer.image}`;
+
+  const percent = (answer.confidence * 100).toFixed(1);
+  const verdict = answer.label === "real" ? "Real" : "Fake";
+  $("verdict").textContent = `${verdict}: ${percent}% confident (${answer.model})`;
+  $("verdict").className = `verdict ${answer.label}`;
+  const fill = $("confidence-fill");
+  fill.style.width = `${percent}%`;
+  fill.className = `fill ${answer.label}`;
+  $("confidence-bar").setAttribute("aria-label", `confidence ${percent}%`);
+  $("explain-note").textContent =
+    answer.peak > 0
+      ? `Warm colours mark what pushed the ${answer.model} toward “fake” (GradCAM on its 14×14 layer ` +
+        `${answer.layer}, scaled to its strongest point, ${formatValue(answer.peak)}).`
+      : `Nothing in this image pushed the ${answer.model} toward “fake”, so the map is empty.`;
+  $("result").hidden = false;
+}
+
+loadStart();

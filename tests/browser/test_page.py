@@ -1,0 +1,312 @@
+"""The web page in a real browser: Debian's chromium, driven by Playwright, against a real `python -m service`.
+
+A person's path through the page: it opens, a class is picked by name, a grid is generated and its
+images appear; one is chosen (by mouse, then by keyboard) and the verdict, its confidence and the
+heatmap appear, matching what the API answers; an upload gets a verdict; a text file given as an
+image gets the API's error message; with an API key set, the page asks for it and then works.
+Screenshots go to tests/artifacts/ (not committed).
+
+Skipped, with the reason, when chromium or playwright is not installed:
+``apt-get install -y chromium`` and ``pip install playwright`` (never ``playwright install``: it downloads
+a browser build, which this project does not do).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.service.support import make_detector, png_bytes, sample_pixels, write_weights
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = os.environ.get("FGAN_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+START_TIMEOUT_S = 60.0
+TIMEOUT_MS = 20_000  # for each wait in the page (the first /explain imports captum: about a second)
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install playwright; no `playwright install`)"
+)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install -y chromium)"),
+]
+expect = playwright_api.expect
+
+
+# A real service ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_service(weights: Path, log: Path, **env: str) -> Iterator[str]:
+    """``python -m service`` on a free loopback port, ready; stopped afterwards whatever happens."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FGAN_")}
+    environment |= {"FGAN_WEIGHTS_DIR": str(weights), "FGAN_DEVICE": "cpu", "FGAN_TORCH_THREADS": "1"} | env
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the service exited with {process.returncode}:\n{log.read_text()}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not ready within {START_TIMEOUT_S}s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def call(url: str, path: str, *, form: dict[str, tuple[str, bytes] | str] | None = None, key: str | None = None):
+    """GET, or POST a multipart form, with urllib: the answers the page must show."""
+    headers = {"X-API-Key": key} if key else {}
+    data = None
+    if form is not None:
+        boundary = "testboundary0123"
+        parts = []
+        for name, value in form.items():
+            if isinstance(value, tuple):
+                filename, content = value
+                head = f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n\r\n'
+                parts.append(f"--{boundary}\r\n{head}".encode() + content + b"\r\n")
+            else:
+                parts.append(
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+                )
+        data = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    request = urllib.request.Request(f"{url}{path}", data=data, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Tiny models, with a calibrated detector (the default judge) beside the discriminator."""
+    root = tmp_path_factory.mktemp("browser")
+    weights = write_weights(root / "weights", detector=make_detector(), detector_metrics={"temperature": 2.0})
+    with running_service(weights, root / "service.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def open_page(browser) -> Iterator[object]:
+    """A fresh page that records script errors; the test fails on any."""
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        # A 4xx answer is logged by the browser as a failed resource; that is the API working, not the page failing.
+        lambda msg: msg.type == "error" and "Failed to load resource" not in msg.text and errors.append(msg.text),
+    )
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"script errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    with open_page(browser) as page:
+        yield page
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def verdict_text(answer: dict, model: str) -> str:
+    """The sentence the page writes for an API verdict."""
+    return f"{answer['label'].capitalize()}: {answer['confidence'] * 100:.1f}% confident ({model})"
+
+
+# The tests ---------------------------------------------------------------------------------------------
+
+
+def test_generate_check_and_errors_in_the_page(service: str, page) -> None:
+    page.goto(service + "/")
+    expect(page).to_have_title("Fashion-MNIST GAN")
+    classes = page.locator("#gen-class option")
+    expect(classes).to_have_count(10)
+    expect(page.locator("#model-cards")).to_contain_text("detector (default for checks)")
+    expect(page.locator("#model-cards")).to_contain_text("temperature 2")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("detector")
+
+    # Generate six sneakers from seed 42: the grid shows exactly the API's images.
+    page.get_by_label("Class", exact=True).select_option(label="Sneaker")
+    page.get_by_role("spinbutton", name=re.compile("^Seed")).fill("42")
+    page.get_by_role("spinbutton", name="How many").fill("6")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    samples = page.locator("#grid .sample img")
+    expect(samples).to_have_count(6)
+    expect(page.locator("#generate-status")).to_contain_text("6 × Sneaker, seeds 42–47")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth === 28)"
+    )
+    api = call(service, "/generate?label=Sneaker&seed=42&n=6&format=json")
+    shown = [src.split(",", 1)[1] for src in samples.evaluate_all("images => images.map(i => i.src)")]
+    assert shown == api["images"]
+
+    # Choose the third image: the verdict is the API's, with a bar and a heatmap.
+    page.locator("#grid .sample").nth(2).click()
+    answer = call(service, "/classify", form={"image": ("x.png", base64.b64decode(api["images"][2])), "label": "7"})
+    expect(page.locator("#verdict")).to_have_text(verdict_text(answer, "detector"))
+    expect(page.locator("#result-input-caption")).to_have_text("Generated Sneaker, seed 44")
+    expect(page.locator("#check-class")).to_have_value("7")
+    page.wait_for_function("document.getElementById('result-heatmap').naturalWidth === 224")
+    width = page.locator("#confidence-fill").evaluate("e => e.style.width")
+    assert width == f"{answer['confidence'] * 100:.1f}%"
+    expect(page.locator("#explain-note")).to_contain_text("features.3")
+    screenshot(page, "page-generated.png")
+
+    # By keyboard only: Enter in the seed field generates, Tab reaches the first image, Enter checks it.
+    page.get_by_role("spinbutton", name=re.compile("^Seed")).fill("")
+    page.get_by_role("spinbutton", name=re.compile("^Seed")).type("7")
+    page.keyboard.press("Enter")
+    expect(page.locator("#generate-status")).to_contain_text("seeds 7–12")
+    page.get_by_role("button", name="Generate", exact=True).focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.classList.contains('sample')")
+    page.keyboard.press("Enter")
+    expect(page.locator("#result-input-caption")).to_have_text("Generated Sneaker, seed 7")
+    expect(page.locator("#grid .sample").first).to_have_attribute("aria-pressed", "true")
+
+    # Upload an image with the discriminator: its verdict.
+    pixels = sample_pixels(3)
+    page.get_by_label("Model", exact=True).select_option("discriminator")
+    page.get_by_label("Its class").select_option(label="Bag")
+    page.locator("#upload").set_input_files(
+        files=[{"name": "mine.png", "mimeType": "image/png", "buffer": png_bytes(pixels)}]
+    )
+    answer = call(
+        service, "/classify", form={"image": ("mine.png", png_bytes(pixels)), "label": "8", "model": "discriminator"}
+    )
+    expect(page.locator("#verdict")).to_have_text(verdict_text(answer, "discriminator"))
+    expect(page.locator("#result-input-caption")).to_have_text("Uploaded: mine.png")
+    expect(page.locator("#check-error")).to_be_hidden()
+    # Dropped on the drop zone instead: the same.
+    page.evaluate(
+        """(data) => {
+            const file = new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], "dropped.png", {type: "image/png"});
+            const transfer = new DataTransfer();
+            transfer.items.add(file);
+            document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        }""",
+        base64.b64encode(png_bytes(pixels)).decode(),
+    )
+    expect(page.locator("#result-input-caption")).to_have_text("Uploaded: dropped.png")
+    expect(page.locator("#verdict")).to_have_text(verdict_text(answer, "discriminator"))
+
+    # A text file as the image: the API's message, and no stale verdict.
+    page.locator("#upload").set_input_files(
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image\n"}]
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        call(service, "/explain", form={"image": ("notes.txt", b"not an image\n"), "label": "8"})
+    status, body = refused.value.code, json.loads(refused.value.read())
+    assert status == 415
+    error = page.locator("#check-error")
+    expect(error).to_be_visible()
+    expect(error).to_have_text(f"Error (HTTP {status}, {body['error']}): {body['detail']}")
+    expect(page.locator("#result")).to_be_hidden()
+    # The discriminator without a class: its message says what to do.
+    page.get_by_label("Its class").select_option(label="unknown")
+    page.locator("#upload").set_input_files(
+        files=[{"name": "mine.png", "mimeType": "image/png", "buffer": png_bytes(pixels)}]
+    )
+    expect(error).to_contain_text("needs the image's class")
+    screenshot(page, "page-error.png")
+
+    # A bad count: the generate error shows the API's words.
+    page.get_by_role("spinbutton", name="How many").evaluate("e => { e.removeAttribute('max'); e.value = '500'; }")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.locator("#generate-error")).to_contain_text("'n'")
+    expect(page.locator("#generate-error")).to_contain_text("1 to 100")
+
+
+def test_the_page_asks_for_the_api_key(browser, tmp_path: Path) -> None:
+    weights = write_weights(tmp_path / "weights")
+    with running_service(weights, tmp_path / "service.log", FGAN_API_KEY="open-sesame") as url:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            call(url, "/labels")
+        assert refused.value.code == 401
+        with open_page(browser) as page:
+            page.goto(url + "/")
+            expect(page.locator("#key-message")).to_have_text(re.compile("needs an API key"))
+            expect(page.get_by_label("API key")).to_be_focused()
+            expect(page.locator("#generate-error")).to_contain_text("HTTP 401")
+            page.get_by_label("API key").fill("wrong")
+            page.keyboard.press("Enter")
+            expect(page.locator("#key-message")).to_have_text(re.compile("did not accept"))
+            page.get_by_label("API key").fill("open-sesame")
+            page.keyboard.press("Enter")
+            expect(page.locator("#gen-class option")).to_have_count(10)
+            expect(page.locator("#generate-error")).to_be_hidden()
+            page.get_by_role("button", name="Generate", exact=True).click()
+            expect(page.locator("#grid .sample")).to_have_count(8)
+            page.locator("#grid .sample").first.click()
+            expect(page.locator("#verdict")).to_have_text(
+                re.compile(r"^(Real|Fake): \d+\.\d% confident \(discriminator\)$")
+            )
+            screenshot(page, "page-api-key.png")
