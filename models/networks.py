@@ -52,11 +52,17 @@ class ConditionalBatchNorm2d(nn.Module):
             nn.init.zeros_(self.embed.weight[:, channels:])
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        h = self.bn(x)
         if not self.num_classes:
-            return h
+            return self.bn(x)
         gain, bias = self.embed(y).chunk(2, dim=1)  # (B, C) each
-        return h * gain[:, :, None, None] + bias[:, :, None, None]
+        if self.training or self.bn.running_var is None:
+            h = self.bn(x)
+            return h * gain[:, :, None, None] + bias[:, :, None, None]
+        # Eval: fold the running statistics into the per-class gain and bias, so that the
+        # normalization and the affine step are one multiply-add over the feature map.
+        scale = gain * torch.rsqrt(self.bn.running_var + self.bn.eps)  # (B, C)
+        shift = bias - self.bn.running_mean * scale
+        return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
 
 
 def _check_labels(y: torch.Tensor | None, num_classes: int, batch: int) -> None:

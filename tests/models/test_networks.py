@@ -65,3 +65,18 @@ def test_noise_depends_on_its_own_seed_only():
     assert a.shape == (3, 8)
     assert torch.equal(a[2], b[0])
     assert not torch.equal(a[0], a[1])
+
+
+def test_eval_batch_norm_folding_matches_normalize_then_affine():
+    from models.networks import ConditionalBatchNorm2d
+
+    torch.manual_seed(0)
+    cbn = ConditionalBatchNorm2d(6, 10)
+    torch.nn.init.normal_(cbn.embed.weight)
+    cbn.train()
+    cbn(torch.randn(64, 6, 5, 5) * 3 + 1, torch.arange(64) % 10)  # non-trivial running statistics
+    cbn.eval()
+    x, y = torch.randn(8, 6, 5, 5), torch.arange(8)
+    gain, bias = cbn.embed(y).chunk(2, dim=1)
+    expected = cbn.bn(x) * gain[:, :, None, None] + bias[:, :, None, None]
+    torch.testing.assert_close(cbn(x, y), expected)
