@@ -256,7 +256,8 @@ class Trainer:
         epoch = self.epoch + 1
         B = opts.batch_size
         perm = torch.randperm(len(train), generator=self.rng, device=dev)
-        sums = torch.zeros(4, device=dev)  # loss_d, loss_g, D(real), D(fake) summed over steps
+        sums = torch.zeros(4, device=dev)  # loss_d, loss_g, D(real), D(fake) summed over the epoch
+        window, window_steps = torch.zeros(4, device=dev), 0  # the same since the last steps.jsonl line
         skipped = 0
         started = time.perf_counter()
         bar = tqdm(
@@ -306,8 +307,13 @@ class Trainer:
                 [loss_d.detach(), loss_g.detach(), real_logits.mean().detach(), fake_logits.mean().detach()]
             )
             sums += stats
+            window += stats
+            window_steps += 1
             if self.step % opts.log_every == 0 or i == steps_per_epoch - 1:
-                self._log_step(stats, writer, bar, (i + 1) * B / (time.perf_counter() - started))
+                # Log the mean over the steps since the last line: single-step GAN losses are too noisy to read.
+                self._log_step(window / window_steps, writer, bar, (i + 1) * B / (time.perf_counter() - started))
+                window.zero_()
+                window_steps = 0
 
         # Summarize the epoch.
         self.epoch = epoch
