@@ -421,8 +421,18 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_in_checkpoint(report: dict[str, Any]) -> None:
-    """Store the headline figures in the generator's config.json under metrics.evaluation."""
+    """Store the headline figures in the generator's config.json under metrics.evaluation.
+
+    Each measured discriminator or detector gets its detection figures (against this
+    generator's fakes) in its own config.json, under the same key.
+    """
     update_metrics(report["generator"], {"evaluation": headline(report)})
+    for figures in report.get("detection", []):
+        keep = ("accuracy", "accuracy_real", "accuracy_fake", "roc_auc", "ece", "n_real", "n_fake", "temperature")
+        entry = {k: figures[k] for k in keep if k in figures}
+        update_metrics(
+            figures["path"], {"evaluation": {"generator": report["generator"], "seed": report["seed"], **entry}}
+        )
 
 
 # Reports ----------------------------------------------------------------------------------------
