@@ -109,7 +109,12 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 503 and not any(name.lower() == "retry-after" for name in headers):
+        # Every 503 tells the client when to come back, whichever part of the service raised it.
+        settings = getattr(request.app.state, "settings", None)
+        headers = {**headers, "Retry-After": str(getattr(settings, "retry_after_s", 1))}
+    return error_response(exc.status_code, exc.code, exc.detail, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -123,6 +128,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404:
         detail = f"no route {request.url.path!r}; see /docs for the routes"
+    elif exc.status_code == 405:
+        allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow")
+        if allowed:
+            detail = f"{request.method} is not allowed on {request.url.path!r}; allowed: {allowed}"
     return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), detail, exc.headers)
 
 

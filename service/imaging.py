@@ -1,8 +1,11 @@
 """Image decoding for uploads and PNG encoding for answers.
 
-Uploads are untrusted: the format is limited to a fixed list, the declared size
-is checked against the pixel limit before any pixel is decoded (a small file
-can declare a huge image), and every way a decoder can fail becomes a 4xx.
+Decoding is models.imaging's, the project's one decoder (the `classify` command
+and the detector's training use it too): uploads are untrusted, so the format
+is limited to a fixed list, the declared size is checked against the pixel
+limit (FGAN_MAX_IMAGE_PIXELS) before any pixel is decoded, and every way a
+decoder can fail becomes a 4xx: 415 for bytes in no accepted format, 422 for
+anything else wrong with them.
 """
 
 from __future__ import annotations
@@ -10,34 +13,35 @@ from __future__ import annotations
 import base64
 import io
 import math
-import struct
-import zlib
 from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
-from models.networks import IMAGE_SIZE
+from models import imaging as shared
 from service.errors import InvalidInput, UnsupportedMediaType
 
-# Pillow's names of the formats accepted for upload; GIF and WebP animations give their first frame.
-FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
-ACCEPTED_FORMATS = "PNG, JPEG, GIF (first frame), BMP, TIFF or WebP"
-
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-# What a broken file can make Pillow's decoders raise, beyond OSError.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+FORMATS = shared.FORMATS
+ACCEPTED_FORMATS = shared.ACCEPTED_FORMATS
+_to_gray = shared.to_gray  # the mode conversion, under the name the unit tests know
 T = TypeVar("T")
 
 
 # Work on at most this many pixels runs on the event loop; more goes to a worker thread so that one
 # large image does not stall every other request (a 28x28 decode or encode takes tens of microseconds,
-# less than the hop to a thread).
+# less than the hop to a thread). A small image in a large file (many JPEG scans, padding, metadata)
+# is decoded in a thread too: its cost follows the bytes, not the pixels.
 INLINE_PIXELS = 128 * 128
+INLINE_BYTES = 64 * 1024
+
+
+def _http_error(exc: shared.ImageDecodeError) -> InvalidInput | UnsupportedMediaType:
+    if isinstance(exc, shared.UnsupportedImageFormat):
+        return UnsupportedMediaType(str(exc))
+    return InvalidInput(str(exc))
 
 
 def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
@@ -46,51 +50,18 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     Raises UnsupportedMediaType for data that is not an accepted image format, and InvalidInput
     for an empty upload, a corrupt header, or more pixels than ``max_pixels`` (decompression bombs).
     """
-    if not data:
-        raise InvalidInput(f"the image file is empty; send a {ACCEPTED_FORMATS} file")
     try:
-        # Image.open reads the header only; pixels are decoded by load() in decode_pixels.
-        img = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise InvalidInput(f"the image declares too many pixels ({_reason(exc)}); limit: {max_pixels}") from None
-    except Image.UnidentifiedImageError:
-        raise UnsupportedMediaType(
-            f"the upload is not a readable image; accepted formats: {ACCEPTED_FORMATS}"
-        ) from None
-    except _DECODE_ERRORS as exc:
-        raise InvalidInput(
-            f"the image header is corrupt ({_reason(exc)}); send a valid {ACCEPTED_FORMATS} file"
-        ) from None
-    width, height = img.size
-    if width < 1 or height < 1 or width * height > max_pixels:
-        img.close()
-        side = math.isqrt(max_pixels)
-        raise InvalidInput(
-            f"the image is {width}x{height} = {width * height} pixels; accepted: 1 to {max_pixels} pixels "
-            f"(e.g. {side}x{side}); it is resized to 28x28 anyway, so send a smaller one"
-        )
-    return img
+        return shared.open_image(data, max_pixels=max_pixels)
+    except shared.ImageDecodeError as exc:
+        raise _http_error(exc) from None
 
 
 def decode_pixels(img: Image.Image) -> torch.Tensor:
     """Decode an opened image to a (28, 28) uint8 grayscale tensor (InvalidInput if truncated or corrupt)."""
-    with img:
-        try:
-            img.load()
-            gray = _to_gray(ImageOps.exif_transpose(img) or img)
-            if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
-                shrinking = gray.width > IMAGE_SIZE or gray.height > IMAGE_SIZE
-                # Area averaging when shrinking (no aliasing, no ringing); bilinear when enlarging.
-                resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
-                gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), resample)
-            pixels = np.array(gray, dtype=np.uint8)  # a copy: torch gets memory it owns
-        except Image.DecompressionBombError as exc:
-            raise InvalidInput(f"the image declares too many pixels ({_reason(exc)})") from None
-        except _DECODE_ERRORS as exc:
-            raise InvalidInput(
-                f"the {img.format} image is truncated or corrupt ({_reason(exc)}); send a complete file"
-            ) from None
-    return torch.from_numpy(pixels)  # (28, 28) uint8
+    try:
+        return shared.decode_pixels(img)
+    except shared.ImageDecodeError as exc:
+        raise _http_error(exc) from None
 
 
 def decode_image(data: bytes, *, max_pixels: int) -> torch.Tensor:
@@ -101,33 +72,9 @@ def decode_image(data: bytes, *, max_pixels: int) -> torch.Tensor:
 async def decode_upload(data: bytes, *, max_pixels: int) -> torch.Tensor:
     """``decode_image`` for the event loop: large images are decoded in a worker thread."""
     img = open_image(data, max_pixels=max_pixels)
-    if img.width * img.height <= INLINE_PIXELS:
+    if img.width * img.height <= INLINE_PIXELS and len(data) <= INLINE_BYTES:
         return decode_pixels(img)
     return await anyio.to_thread.run_sync(decode_pixels, img)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 120 else text[:120] + "…"
-
-
-def _to_gray(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit grayscale ("L"); transparency is composited on black."""
-    mode = img.mode
-    if mode in _SIXTEEN_BIT_MODES:
-        # Pillow's convert("L") clips 16-bit values at 255 instead of scaling them.
-        wide = np.asarray(img, dtype=np.float64)
-        return Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8))
-    if mode == "F":
-        # Float images have no agreed range: read them as 0-255 like 8-bit data.
-        return Image.fromarray(np.clip(np.rint(np.asarray(img, dtype=np.float64)), 0, 255).astype(np.uint8))
-    if mode in _ALPHA_MODES or "transparency" in img.info:
-        rgba = img.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return Image.alpha_composite(black, rgba).convert("L")
-    if mode in ("L", "1", "P", "RGB", "CMYK", "YCbCr"):
-        return img.convert("L")
-    return img.convert("RGB").convert("L")  # LAB, HSV and other rare modes
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

@@ -36,8 +36,13 @@ def parse_label(value: str | None) -> int | None:
 
 
 def pick_model(query: str | None, field: str | None) -> str | None:
-    """The model named by the query parameter or the form field (422 if they disagree)."""
-    if query and field and query.strip().lower() != field.strip().lower():
+    """The model named by the query parameter or the form field (422 if they disagree).
+
+    A blank value means "the default", in the query as in the form (``?model=`` is not a model name).
+    """
+    query = query.strip() if query and query.strip() else None
+    field = field.strip() if field and field.strip() else None
+    if query and field and query.lower() != field.lower():
         raise InvalidInput(f"model given twice with different values ({query!r}, {field!r}); send it once")
     return field or query
 

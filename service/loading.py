@@ -129,8 +129,21 @@ def _temperature(checkpoint: dict[str, Any], directory: Path) -> float | None:
 
 
 def _load(name: str, directory: Path, expected: type[nn.Module] | None, device: torch.device) -> ServedModel:
-    module = models.load_model(directory, expected=expected, device=device)
+    try:
+        module = models.load_model(directory, expected=expected, device=device)
+    except models.CheckpointError:
+        raise
+    except Exception as exc:
+        # What load_model does not anticipate, e.g. torch refusing a negative size from config.json:
+        # still one line naming the checkpoint, not a traceback.
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise models.CheckpointError(
+            f"{directory}: cannot build or load the {name} ({type(exc).__name__}: {text[:160]})"
+        ) from None
     checkpoint = getattr(module, "checkpoint", {})
+    for section in ("training", "metrics"):
+        if not isinstance(checkpoint.get(section, {}), dict):
+            raise models.CheckpointError(f"{directory / 'config.json'}: '{section}' must be a JSON object")
     served = ServedModel(name, _freeze(module), directory, checkpoint, _temperature(checkpoint, directory))
     log.info(
         "loaded %s: %s from %s (%d parameters, %s)",

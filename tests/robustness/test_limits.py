@@ -1,0 +1,85 @@
+"""The admission limit (service/limits.py): beyond what the engines hold, 503 + Retry-After at once; probes pass."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import anyio
+import pytest
+
+from service.limits import MIN_ADMITTED, RequestLimitsMiddleware, admission_limit
+from service.observability import InFlight, Metrics
+from tests.robustness.support import metric_total
+from tests.service.support import settings_for
+
+
+def _state(tmp_path, in_flight: int, models: int = 2, **settings: object) -> SimpleNamespace:
+    counter = InFlight()
+    counter.count = in_flight
+    engine = SimpleNamespace(batchers=[object()] * models)
+    return SimpleNamespace(
+        settings=settings_for(tmp_path, **settings), engine=engine, in_flight=counter, metrics=Metrics()
+    )
+
+
+async def _call(state: SimpleNamespace, path: str) -> tuple[int, dict[bytes, bytes], bool]:
+    reached = False
+    sent: list[dict] = []
+
+    async def inner(scope, receive, send) -> None:
+        nonlocal reached
+        reached = True
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "app": SimpleNamespace(state=state)}
+    await RequestLimitsMiddleware(inner, max_bytes=1 << 20)(scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"]), reached
+
+
+def test_the_limit_is_what_the_engines_hold(tmp_path) -> None:
+    assert admission_limit(_state(tmp_path, 0, queue_limit=256, max_batch_size=32)) == 2 * 288
+    assert admission_limit(_state(tmp_path, 0, models=3, queue_limit=100, max_batch_size=28)) == 3 * 128
+    assert admission_limit(_state(tmp_path, 0, queue_limit=1, max_batch_size=1)) == MIN_ADMITTED
+
+
+@pytest.mark.parametrize(("in_flight", "admitted"), [(1, True), (192, True), (193, False), (5000, False)])
+def test_requests_beyond_the_limit_get_503_with_retry_after(tmp_path, in_flight: int, admitted: bool) -> None:
+    state = _state(tmp_path, in_flight, queue_limit=64, max_batch_size=32, retry_after_s=3)  # limit 192
+    status, headers, reached = anyio.run(_call, state, "/generate")
+    assert reached is admitted
+    if admitted:
+        assert status == 200
+    else:
+        assert status == 503 and headers[b"retry-after"] == b"3"
+    rejected = metric_total(
+        state.metrics.render().decode(), "fgan_engine_rejected_total", model="server", reason="in_flight_limit"
+    )
+    assert rejected == (0 if admitted else 1)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_probes_and_metrics_are_always_admitted(tmp_path, path: str) -> None:
+    status, _, reached = anyio.run(_call, _state(tmp_path, 10_000), path)
+    assert status == 200 and reached
+
+
+def test_every_503_carries_retry_after(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even an Overloaded raised without headers (a future route, say) gets Retry-After."""
+    from service.errors import Overloaded
+
+    client = make_client(retry_after_s=7)
+
+    async def busy(*args, **kwargs):
+        raise Overloaded("busy")
+
+    monkeypatch.setattr(client.app.state.engine, "generate", busy)
+    response = client.get("/generate?label=1")
+    assert response.status_code == 503 and response.headers["retry-after"] == "7"
+    assert response.json() == {"error": "overloaded", "detail": "busy"}
