@@ -110,7 +110,7 @@ def build_model(class_name: str, arch: dict[str, Any], *, source: str = "config"
         raise CheckpointError(f"{source}: unknown {class_name} settings {sorted(unknown)}")
     try:
         return cls(cls.config_class(**arch))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: torch refuses e.g. a negative size
         raise CheckpointError(f"{source}: cannot build {class_name} from its settings ({exc})") from None
 
 

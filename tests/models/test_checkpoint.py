@@ -66,6 +66,7 @@ def _edit_config(directory, **changes):
     [
         ({"arch": {"channels": 5}}, "has shape"),
         ({"arch": {"depth": 3}}, "unknown Generator settings"),
+        ({"arch": {"channels": -4}}, "cannot build Generator"),
         ({"class_name": "Nope"}, "unknown class_name"),
         ({"format_version": 99}, "format_version 99"),
     ],
