@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -55,6 +56,7 @@ class TrainOptions:
     ema: float = 0.999  # decay of G's weight average per step; 0 turns it off
     d_gate: float | None = None  # skip D's step when it calls more than this fraction of fakes fake
     unconditional: bool = False
+    aux_weight: float = 0.0  # weight of the auxiliary class loss (AC-GAN style); 0: projection only
     seed: int = 0
     device: str = "auto"
     limit: int | None = None  # first N training images only (smoke runs)
@@ -129,10 +131,14 @@ class Trainer:
             raise ValueError("--d-gate must be a fraction in (0, 1]")
         if opts.batch_size < 2:
             raise ValueError("--batch-size must be at least 2")
+        if opts.aux_weight < 0 or (opts.aux_weight and opts.unconditional):
+            raise ValueError("--aux-weight must be >= 0, and 0 for an unconditional run (it has no classes)")
         num_classes = 0 if opts.unconditional else len(NAMES)
         torch.manual_seed(opts.seed)
         self.G = Generator(GeneratorConfig(z_dim=opts.z_dim, num_classes=num_classes, channels=opts.channels))
-        self.D = Discriminator(DiscriminatorConfig(num_classes=num_classes, channels=opts.channels))
+        self.D = Discriminator(
+            DiscriminatorConfig(num_classes=num_classes, channels=opts.channels, aux_classifier=opts.aux_weight > 0)
+        )
         self.G.to(self.device)
         self.D.to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if opts.ema > 0 else None
@@ -277,9 +283,15 @@ class Trainer:
             with torch.no_grad(), amp:
                 fake = self.G(z, y_fake)
             with amp:
-                real_logits = self.D(real, y_real).float()
+                if opts.aux_weight:
+                    real_logits, real_classes = self.D.forward_with_classes(real, y_real)
+                    real_logits = real_logits.float()
+                else:
+                    real_logits = self.D(real, y_real).float()
                 fake_logits = self.D(fake, y_fake).float()
                 loss_d = d_loss(real_logits, fake_logits, opts.loss)
+                if opts.aux_weight:  # D learns the classes from real images only
+                    loss_d = loss_d + opts.aux_weight * F.cross_entropy(real_classes.float(), y_real)
             if opts.d_gate is not None and (fake_logits < 0).float().mean().item() > opts.d_gate:
                 skipped += 1  # D already wins on this batch: let G catch up
             else:
@@ -291,7 +303,13 @@ class Trainer:
             z = torch.randn(B, opts.z_dim, generator=self.rng, device=dev)
             y_fake = self._sample_labels(B)
             with amp:
-                loss_g = g_loss(self.D(self.G(z, y_fake), y_fake).float(), opts.loss)
+                fake = self.G(z, y_fake)
+                if opts.aux_weight:
+                    logits, classes = self.D.forward_with_classes(fake, y_fake)
+                    loss_g = g_loss(logits.float(), opts.loss)
+                    loss_g = loss_g + opts.aux_weight * F.cross_entropy(classes.float(), y_fake)
+                else:
+                    loss_g = g_loss(self.D(fake, y_fake).float(), opts.loss)
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()

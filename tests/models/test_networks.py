@@ -28,6 +28,19 @@ def test_discriminator_is_spectrally_normalized():
     assert all(n.endswith("parametrizations.weight.original") for n in weights)
 
 
+def test_auxiliary_class_head_is_optional_and_leaves_the_logit_alone():
+    torch.manual_seed(0)
+    D = Discriminator(DiscriminatorConfig(channels=8, aux_classifier=True)).eval()  # eval: no power iteration
+    x, y = torch.rand(3, 1, 28, 28) * 2 - 1, torch.tensor([0, 4, 9])
+    logits, classes = D.forward_with_classes(x, y)
+    assert classes.shape == (3, 10)
+    torch.testing.assert_close(logits, D(x, y))
+    with pytest.raises(ValueError, match="no auxiliary class head"):
+        Discriminator(DiscriminatorConfig(channels=8)).forward_with_classes(x, y)
+    with pytest.raises(ValueError, match="needs a conditional"):
+        Discriminator(DiscriminatorConfig(num_classes=0, channels=8, aux_classifier=True))
+
+
 def test_conditional_networks_need_labels():
     G = Generator(GeneratorConfig(z_dim=8, channels=4))
     with pytest.raises(ValueError, match="one label per image"):

@@ -1,13 +1,15 @@
 """The training command on tiny IDX data: artifacts, determinism, exact resume."""
 
 import json
+import math
 
 import pytest
 import torch
 from PIL import Image
 
-from models import Discriminator, Generator, load_model
+from models import Discriminator, Generator, load_model, to_float
 from training.cli import main
+from training.data import load_split
 from training.loop import Trainer, TrainOptions
 
 TINY = ["--epochs", "1", "--batch-size", "16", "--z-dim", "8", "--channels", "4", "--no-progress"]
@@ -50,6 +52,20 @@ def test_unconditional_run(tiny_data, tmp_path):
     assert main(["train", "--out", str(run), *TINY, "--unconditional", "--limit", "64", "--loss", "bce"]) == 0
     G = load_model(run / "generator", expected=Generator)
     assert not G.conditional and G(torch.randn(2, 8)).shape == (2, 1, 28, 28)
+
+
+def test_aux_class_loss_trains_d_class_head(tiny_data, tmp_path):
+    # The auxiliary head is learned from real images: its cross-entropy on them must fall below chance.
+    run = tmp_path / "aux"
+    Trainer(tiny_options(run, epochs=3, aux_weight=1.0, limit=None, lr_d=2e-3)).train()
+    D = load_model(run / "discriminator", expected=Discriminator)
+    assert D.config.aux_classifier
+    data = load_split("train", data_dir=str(tiny_data))
+    x, y = to_float(data.images[:160]).unsqueeze(1), data.labels[:160].long()
+    with torch.no_grad():
+        logits, classes = D.forward_with_classes(x, y)
+    assert logits.shape == (160,) and classes.shape == (160, 10)
+    assert torch.nn.functional.cross_entropy(classes, y) < math.log(10) - 0.1
 
 
 def _weights(run):
@@ -102,6 +118,7 @@ def test_d_gate_skips_steps_when_d_wins(tiny_data, tmp_path):
     [
         (["--out", "X", "--device", "cuda"], "CUDA is not available"),
         (["--out", "X", "--d-gate", "1.5"], "--d-gate"),
+        (["--out", "X", "--unconditional", "--aux-weight", "0.5"], "--aux-weight"),
         (["--out", "X", "--batch-size", "1000"], "fewer than one batch"),
         (["--resume", "NOWHERE"], "is NOWHERE a run directory"),
         ([], "give --out"),

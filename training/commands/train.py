@@ -43,6 +43,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="skip D's step when it calls > F of fakes fake",
     )
     p.add_argument("--unconditional", action="store_true", help="train an unconditional DCGAN-style pair")
+    p.add_argument(
+        "--aux-weight",
+        type=float,
+        default=d.aux_weight,
+        metavar="W",
+        help="weight of an auxiliary class loss on D's extra head (AC-GAN style); 0: projection only",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
