@@ -101,7 +101,7 @@ def project_loop(args, device: torch.device) -> float:
         with tempfile.TemporaryDirectory() as tmp:
             opts = TrainOptions(
                 out=tmp, epochs=1, batch_size=args.batch_size, z_dim=args.z_dim, channels=args.channels,
-                limit=args.batch_size * steps, device=str(device), progress=False, ema=0.999,
+                limit=args.batch_size * steps, device=str(device), progress=False, ema=0.999, aux_weight=0.0,
             )  # fmt: skip
             records.append(Trainer(opts).train())
     return records[-1]["images_per_s"]

@@ -39,6 +39,9 @@ OPTIONS_NAME = "options.json"
 GRID_COLUMNS = 10
 
 
+DEFAULT_AUX_WEIGHT = 0.5
+
+
 @dataclass
 class TrainOptions:
     out: str
@@ -56,7 +59,9 @@ class TrainOptions:
     ema: float = 0.999  # decay of G's weight average per step; 0 turns it off
     d_gate: float | None = None  # skip D's step when it calls more than this fraction of fakes fake
     unconditional: bool = False
-    aux_weight: float = 0.0  # weight of the auxiliary class loss (AC-GAN style); 0: projection only
+    # Weight of the auxiliary class loss (AC-GAN style); 0: projection only. None: the default, 0.5 for a
+    # conditional run (measured: GAN-test 50% against 33% without it after 2 epochs), 0 for an unconditional one.
+    aux_weight: float | None = None
     seed: int = 0
     device: str = "auto"
     limit: int | None = None  # first N training images only (smoke runs)
@@ -131,6 +136,8 @@ class Trainer:
             raise ValueError("--d-gate must be a fraction in (0, 1]")
         if opts.batch_size < 2:
             raise ValueError("--batch-size must be at least 2")
+        if opts.aux_weight is None:
+            opts.aux_weight = 0.0 if opts.unconditional else DEFAULT_AUX_WEIGHT
         if opts.aux_weight < 0 or (opts.aux_weight and opts.unconditional):
             raise ValueError("--aux-weight must be >= 0, and 0 for an unconditional run (it has no classes)")
         num_classes = 0 if opts.unconditional else len(NAMES)
@@ -194,6 +201,7 @@ class Trainer:
         except FileNotFoundError:
             raise FileNotFoundError(f"{run_dir / OPTIONS_NAME}: missing; is {run_dir} a run directory?") from None
         saved["out"] = str(run_dir)
+        saved.setdefault("aux_weight", 0.0)  # runs from before the option had no class head
         if epochs is not None:
             saved["epochs"] = epochs
         if device is not None:

@@ -68,6 +68,22 @@ def test_aux_class_loss_trains_d_class_head(tiny_data, tmp_path):
     assert torch.nn.functional.cross_entropy(classes, y) < math.log(10) - 0.1
 
 
+def test_runs_from_before_the_class_head_resume_without_it(tiny_data, tmp_path):
+    run = tmp_path / "old"
+    Trainer(tiny_options(run, epochs=1, aux_weight=0.0)).train()
+    options = json.loads((run / "options.json").read_text())
+    del options["aux_weight"]  # as written before the option existed
+    (run / "options.json").write_text(json.dumps(options))
+    Trainer.resume(run, epochs=2).train()
+    assert not load_model(run / "discriminator", expected=Discriminator).config.aux_classifier
+    assert json.loads((run / "options.json").read_text())["aux_weight"] == 0.0
+
+
+def test_default_class_loss_weight_depends_on_conditioning(tiny_data, tmp_path):
+    assert Trainer(tiny_options(tmp_path / "c", epochs=1)).opts.aux_weight == 0.5
+    assert Trainer(tiny_options(tmp_path / "u", epochs=1, unconditional=True)).opts.aux_weight == 0.0
+
+
 def _weights(run):
     G = load_model(run / "generator")
     D = load_model(run / "discriminator")

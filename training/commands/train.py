@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from training.data import DATASETS, DataError
-from training.loop import Trainer, TrainOptions
+from training.loop import DEFAULT_AUX_WEIGHT, Trainer, TrainOptions
 
 NAME = "train"
 HELP = "train the GAN; writes a self-describing run directory (options, stats, grids, GIF, curves, checkpoints)"
@@ -46,9 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--aux-weight",
         type=float,
-        default=d.aux_weight,
+        default=None,
         metavar="W",
-        help="weight of an auxiliary class loss on D's extra head (AC-GAN style); 0: projection only",
+        help="weight of an auxiliary class loss on D's extra head (AC-GAN style); 0: projection only "
+        f"(default {DEFAULT_AUX_WEIGHT}, 0 when unconditional)",
     )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)")
