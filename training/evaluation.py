@@ -312,7 +312,7 @@ def evaluate(opts: EvalOptions, *, progress: bool = False) -> dict[str, Any]:
         "generator_class": type(generator).__name__,
         "conditional": conditional,
         "generator_training": generator.checkpoint.get("training") or {},
-        "classifier": str(classifier_dir),
+        "classifier": _display_path(classifier_dir),
         "classifier_test_accuracy": (classifier.checkpoint.get("metrics") or {}).get("test_accuracy"),
         "dataset": opts.dataset,
         "seed": opts.seed,
@@ -400,6 +400,15 @@ def _gan_train(
     fakes = generate_uint8(generator, labels, stream_seed(opts.seed, "gan-train"), device, opts.batch_size)
     out["generated"] = train_and_test(fakes, labels, test, recipe, seed=opts.seed, device=device).to_json()
     return out
+
+
+def _display_path(path: str | os.PathLike) -> str:
+    """A path as a report shows it: relative to the working directory when inside it (the default
+    classifier is found by an absolute path, which would leak this machine's layout into reports)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def headline(report: dict[str, Any]) -> dict[str, Any]:
