@@ -40,6 +40,7 @@ from torch import nn
 
 from models.checkpoint import register
 from models.labels import NUM_CLASSES
+from models.layers import BatchInvariantLinear, batch_invariant_features
 
 IMAGE_SIZE = 28
 
@@ -84,7 +85,7 @@ class Detector(nn.Module):
             _conv_block(4 * c, 4 * c),
         )
         width = 8 * c  # mean and max pooled
-        self.head = nn.Linear(width, 1)
+        self.head = BatchInvariantLinear(width, 1)  # a verdict must not depend on its batch (models.layers)
         if config.num_classes:
             self.embed = nn.Embedding(config.num_classes + 1, width)  # last row: "unknown"
             nn.init.normal_(self.embed.weight, std=0.01)
@@ -116,7 +117,7 @@ class Detector(nn.Module):
         if self.config.high_pass:
             residual = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.laplacian.to(x.dtype))
             x = torch.cat([x, residual], dim=1)  # (B, 2, 28, 28)
-        h = self.features(x)  # (B, 4C, 7, 7)
+        h = batch_invariant_features(self.features, x)  # (B, 4C, 7, 7)
         h = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)  # (B, 8C)
         logit = self.head(h).squeeze(1)  # (B,)
         if self.conditional:

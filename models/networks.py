@@ -22,6 +22,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from models.checkpoint import register
 from models.labels import NUM_CLASSES
+from models.layers import BatchInvariantLinear, batch_invariant_features
 
 IMAGE_SIZE = 28
 
@@ -81,7 +82,8 @@ class Generator(nn.Module):
         super().__init__()
         self.config = config
         c, k = config.channels, config.num_classes
-        self.fc = nn.Linear(config.z_dim, 4 * c * 7 * 7)
+        # Batch-invariant in eval mode: a served image must not depend on what it was batched with.
+        self.fc = BatchInvariantLinear(config.z_dim, 4 * c * 7 * 7)
         self.bn0 = ConditionalBatchNorm2d(4 * c, k)
         # Transposed 4x4 stride-2 convolutions: the same upsampling as nearest+3x3 conv at 4/9 the cost.
         self.up1 = nn.ConvTranspose2d(4 * c, 2 * c, 4, stride=2, padding=1, bias=False)
@@ -130,7 +132,7 @@ class Discriminator(nn.Module):
             spectral_norm(nn.Conv2d(4 * c, 4 * c, 3, padding=1)),
             nn.LeakyReLU(0.1),
         )
-        self.linear = spectral_norm(nn.Linear(4 * c, 1))
+        self.linear = spectral_norm(BatchInvariantLinear(4 * c, 1))  # see models.layers
         if config.num_classes:
             self.embed = spectral_norm(nn.Embedding(config.num_classes, 4 * c))
         # Optional auxiliary class head (AC-GAN, Odena et al. 2017) beside the projection. The
@@ -160,7 +162,7 @@ class Discriminator(nn.Module):
 
     def _pooled(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         _check_labels(y, self.config.num_classes, x.shape[0])
-        return self.features(x).sum(dim=(2, 3))  # (B, 4C): global sum pooling
+        return batch_invariant_features(self.features, x).sum(dim=(2, 3))  # (B, 4C): global sum pooling
 
     def _logit(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         logit = self.linear(h).squeeze(1)  # (B,)

@@ -9,6 +9,8 @@ project's format (see models/checkpoint.py).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import math
 from dataclasses import dataclass
@@ -100,6 +102,37 @@ def configure_torch(threads: int) -> None:
     # It can be set only once per process, before any inter-op work (tests build many apps).
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
+    keep_freed_memory()
+
+
+# glibc's mallopt parameters (malloc.h) and the values set here.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 * 2**20  # glibc's largest allowed value
+TRIM_THRESHOLD = 256 * 2**20
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc reuse the batch-sized buffers of a forward pass instead of remapping them.
+
+    PyTorch's CPU tensors come from malloc, and glibc serves blocks above its mmap threshold (128 KiB
+    at first, raised only as far as the largest block freed so far) with fresh mmap calls, returned to
+    the kernel on free. A generator batch of 32 has feature maps of 3.2 MB: every forward pass then
+    maps, page-faults and unmaps a few dozen MB. The shipped generator on one thread, three fresh
+    processes each: 0.44-0.54 ms per image at batch 32 and 0.53-0.64 at batch 64 with glibc's
+    defaults, 0.42-0.44 at both with this tuning (the detector at batch 64: 0.17-0.27 against 0.17).
+    With a fixed 32 MiB threshold and a high trim threshold the buffers stay in the heap and are
+    reused; the process keeps its peak (warm-up allocates the largest batch first, so it does not grow
+    after). Returns whether it applied: other C libraries (musl) and platforms keep their allocator.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    applied = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    log.debug("malloc tuned for batch-sized buffers: %s", applied)
+    return applied
 
 
 def _freeze(module: nn.Module) -> nn.Module:

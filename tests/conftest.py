@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from training.data import SPLITS, SYSTEM_DIRS, write_idx
 
@@ -48,3 +49,12 @@ def real_data_present() -> bool:
 requires_real_data = pytest.mark.skipif(
     not real_data_present(), reason=f"real Fashion-MNIST not in {REAL_DATA} (apt-get install dataset-fashion-mnist)"
 )
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one intra-op thread for the test, restored after (tiny networks, or exact-sum checks)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -83,16 +83,7 @@ def _synthetic(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Te
     return as_uint8(real), as_uint8(fake)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny convolutions gain nothing from threads, and lose much on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_tiny_detector_separates_separable_synthetic_data(one_thread):
+def test_tiny_detector_separates_separable_synthetic_data(one_thread):  # tiny convolutions gain nothing from threads
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     det = Detector(DetectorConfig(num_classes=0, channels=4))

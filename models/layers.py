@@ -1,0 +1,83 @@
+"""Layers shared by the networks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+
+class BatchInvariantLinear(nn.Linear):
+    """nn.Linear whose output rows, in eval mode, do not depend on the other rows of the batch.
+
+    The service batches requests and promises that an answer does not depend on what it was batched
+    with. Convolutions keep that by themselves (each image is its own sum), but a float32 matrix
+    product does not: BLAS picks kernels and blocking by the number of rows, so a row computed in a
+    batch of 5 can differ in its last bits from the same row computed alone (measured with MKL on
+    AVX-512: a served image in about a hundred had a pixel one grey level off, and one /classify
+    confidence in 500 differed in its fourth decimal). Summed in float64 the differences are some
+    1e-16 relative, far below float32's resolution, and vanish in the rounding back to float32.
+
+    Training is unchanged (float32, autograd as usual). In eval mode the float64 copy of the weight
+    is made once per weight version: it holds a view of the float32 weight it was made from, so
+    that storage cannot be reused under it, and any in-place update bumps the version it checks.
+    A parametrized weight (spectral norm) is a new tensor on every access and is converted each time.
+    State-dict keys and checkpoints are those of nn.Linear.
+    """
+
+    _cache: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor | None] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return super().forward(x)
+        weight64, bias64 = self._float64_parameters()
+        flat = x.reshape(-1, x.shape[-1]).double()
+        out = flat @ weight64 if bias64 is None else torch.addmm(bias64, flat, weight64)
+        return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+
+    def _float64_parameters(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        weight, bias = self.weight, self.bias
+        if parametrize.is_parametrized(self):
+            return weight.detach().double().t(), None if bias is None else bias.detach().double()
+        version = weight._version + (0 if bias is None else bias._version)
+        cache = self._cache
+        if cache is None or cache[0].data_ptr() != weight.data_ptr() or cache[1] != version:
+            weight64 = weight.detach().double().t().contiguous()
+            bias64 = None if bias is None else bias.detach().double()
+            cache = self._cache = (weight.detach(), version, weight64, bias64)
+        return cache[2], cache[3]
+
+
+def batch_invariant_features(features: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """features(x) for a stack of convolutions, a lone image computed as its batched rows are.
+
+    On the CPU, PyTorch runs the 3x3 convolution of a batch of two or more through oneDNN, but that of a
+    single small image through its own im2col path; both are exact per image but sum in different
+    orders, so an image classified alone got a confidence a few 1e-7 away from the same image in a
+    batch (after rounding, one /classify answer in 500 differed in its last digit). So in inference
+    (eval mode, no autograd) on the CPU, a batch of one calls oneDNN's convolution directly, which is
+    what a batch takes, at no extra cost. Elsewhere (training, autograd for GradCAM, CUDA, no oneDNN)
+    the stack runs as given. ``features`` is an nn.Sequential tree of layers.
+    """
+    if (
+        features.training
+        or x.shape[0] != 1
+        or torch.is_grad_enabled()
+        or x.device.type != "cpu"
+        or x.dtype != torch.float32
+        or not torch.backends.mkldnn.is_available()
+    ):
+        return features(x)
+    return _run_with_onednn_convolutions(features, x)
+
+
+def _run_with_onednn_convolutions(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(module, nn.Sequential):
+        for layer in module:
+            x = _run_with_onednn_convolutions(layer, x)
+        return x
+    if isinstance(module, nn.Conv2d) and module.padding_mode == "zeros" and not isinstance(module.padding, str):
+        return torch.mkldnn_convolution(
+            x, module.weight, module.bias, module.padding, module.stride, module.dilation, module.groups
+        )
+    return module(x)
