@@ -56,8 +56,9 @@ def batch_invariant_features(features: nn.Module, x: torch.Tensor) -> torch.Tens
     orders, so an image classified alone got a confidence a few 1e-7 away from the same image in a
     batch (after rounding, one /classify answer in 500 differed in its last digit). So in inference
     (eval mode, no autograd) on the CPU, a batch of one calls oneDNN's convolution directly, which is
-    what a batch takes, at no extra cost. Elsewhere (training, autograd for GradCAM, CUDA, no oneDNN)
-    the stack runs as given. ``features`` is an nn.Sequential tree of layers.
+    what a batch takes (the shipped detector's features: 0.57 ms against 0.50 ms, one thread).
+    Elsewhere (training, autograd for GradCAM, CUDA, no oneDNN) the stack runs as given. ``features``
+    is an nn.Sequential tree of layers.
     """
     if (
         features.training
