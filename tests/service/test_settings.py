@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from pydantic import ValidationError
 
 import models
 from service.__main__ import load_settings, main, parse_args
+from service.loading import keep_freed_memory
 from service.settings import Settings, available_cpus
 
 
@@ -91,3 +93,9 @@ def test_main_exits_2_with_a_message_naming_the_variable(monkeypatch, capsys) ->
     err = capsys.readouterr().err
     assert "FGAN_MAX_BATCH_SIZE" in err
     assert "greater than or equal to 1" in err
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_malloc_keeps_batch_sized_buffers_on_glibc() -> None:
+    # The thresholds are set (mallopt answers 1) rather than silently refused (0), e.g. by a value glibc rejects.
+    assert keep_freed_memory() is True
