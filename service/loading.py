@@ -107,7 +107,7 @@ def configure_torch(threads: int) -> None:
 
 # glibc's mallopt parameters (malloc.h) and the values set here.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 * 2**20  # glibc's largest allowed value
+MMAP_THRESHOLD = 32 * 2**20  # the maximum mallopt(3) documents on 64-bit; above any buffer of a batch of 64
 TRIM_THRESHOLD = 256 * 2**20
 
 

@@ -97,5 +97,5 @@ def test_main_exits_2_with_a_message_naming_the_variable(monkeypatch, capsys) ->
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_malloc_keeps_batch_sized_buffers_on_glibc() -> None:
-    # The thresholds are set (mallopt answers 1) rather than silently refused (0), e.g. by a value glibc rejects.
+    # glibc took both thresholds (mallopt answers 1 for each; 0 would leave its defaults in place).
     assert keep_freed_memory() is True
