@@ -40,7 +40,7 @@ from torch import nn
 
 from models.checkpoint import register
 from models.labels import NUM_CLASSES
-from models.layers import BatchInvariantLinear, batch_invariant_features
+from models.layers import BatchInvariantConv2d, BatchInvariantLinear
 
 IMAGE_SIZE = 28
 
@@ -54,7 +54,7 @@ class DetectorConfig:
 
 def _conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        BatchInvariantConv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),  # see models.layers
         nn.BatchNorm2d(c_out),
         nn.LeakyReLU(0.1),
     )
@@ -117,7 +117,7 @@ class Detector(nn.Module):
         if self.config.high_pass:
             residual = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.laplacian.to(x.dtype))
             x = torch.cat([x, residual], dim=1)  # (B, 2, 28, 28)
-        h = batch_invariant_features(self.features, x)  # (B, 4C, 7, 7)
+        h = self.features(x)  # (B, 4C, 7, 7)
         h = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)  # (B, 8C)
         logit = self.head(h).squeeze(1)  # (B,)
         if self.conditional:

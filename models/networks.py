@@ -22,7 +22,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from models.checkpoint import register
 from models.labels import NUM_CLASSES
-from models.layers import BatchInvariantLinear, batch_invariant_features
+from models.layers import BatchInvariantConv2d, BatchInvariantLinear
 
 IMAGE_SIZE = 28
 
@@ -120,19 +120,20 @@ class Discriminator(nn.Module):
         super().__init__()
         self.config = config
         c = config.channels
+        # Batch-invariant convolutions and linear layer: a verdict must not depend on its batch (models.layers).
         self.features = nn.Sequential(
-            spectral_norm(nn.Conv2d(1, c, 3, padding=1)),  # (B, C, 28, 28)
+            spectral_norm(BatchInvariantConv2d(1, c, 3, padding=1)),  # (B, C, 28, 28)
             nn.LeakyReLU(0.1),
-            spectral_norm(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)),  # (B, 2C, 14, 14)
+            spectral_norm(BatchInvariantConv2d(c, 2 * c, 4, stride=2, padding=1)),  # (B, 2C, 14, 14)
             nn.LeakyReLU(0.1),
-            spectral_norm(nn.Conv2d(2 * c, 2 * c, 3, padding=1)),
+            spectral_norm(BatchInvariantConv2d(2 * c, 2 * c, 3, padding=1)),
             nn.LeakyReLU(0.1),
-            spectral_norm(nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1)),  # (B, 4C, 7, 7)
+            spectral_norm(BatchInvariantConv2d(2 * c, 4 * c, 4, stride=2, padding=1)),  # (B, 4C, 7, 7)
             nn.LeakyReLU(0.1),
-            spectral_norm(nn.Conv2d(4 * c, 4 * c, 3, padding=1)),
+            spectral_norm(BatchInvariantConv2d(4 * c, 4 * c, 3, padding=1)),
             nn.LeakyReLU(0.1),
         )
-        self.linear = spectral_norm(BatchInvariantLinear(4 * c, 1))  # see models.layers
+        self.linear = spectral_norm(BatchInvariantLinear(4 * c, 1))
         if config.num_classes:
             self.embed = spectral_norm(nn.Embedding(config.num_classes, 4 * c))
         # Optional auxiliary class head (AC-GAN, Odena et al. 2017) beside the projection. The
@@ -162,7 +163,7 @@ class Discriminator(nn.Module):
 
     def _pooled(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         _check_labels(y, self.config.num_classes, x.shape[0])
-        return batch_invariant_features(self.features, x).sum(dim=(2, 3))  # (B, 4C): global sum pooling
+        return self.features(x).sum(dim=(2, 3))  # (B, 4C): global sum pooling
 
     def _logit(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         logit = self.linear(h).squeeze(1)  # (B,)

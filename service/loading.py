@@ -97,6 +97,7 @@ def configure_torch(threads: int) -> None:
 
     Intra-op threads: one per CPU this process may use (the batcher runs one forward pass at a
     time, so they are not oversubscribed). Inter-op: 1, since the models have no parallel branches.
+    Also sets glibc's allocator up for batch-sized buffers (``keep_freed_memory``).
     """
     torch.set_num_threads(threads)
     # It can be set only once per process, before any inter-op work (tests build many apps).
