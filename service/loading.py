@@ -118,9 +118,10 @@ def keep_freed_memory() -> bool:
     PyTorch's CPU tensors come from malloc, and glibc serves blocks above its mmap threshold (128 KiB
     at first, raised only as far as the largest block freed so far) with fresh mmap calls, returned to
     the kernel on free. A generator batch of 32 has feature maps of 3.2 MB: every forward pass then
-    maps, page-faults and unmaps a few dozen MB. The shipped generator on one thread, three fresh
-    processes each: 0.44-0.54 ms per image at batch 32 and 0.53-0.64 at batch 64 with glibc's
-    defaults, 0.42-0.44 at both with this tuning (the detector at batch 64: 0.17-0.27 against 0.17).
+    maps, page-faults and unmaps a few dozen MB. ``python bench/allocator.py`` (shipped models, one
+    thread, three fresh processes each): the generator 0.51-0.66 ms per image at batch 32 and 0.57-0.71
+    at batch 64 with glibc's defaults, 0.45-0.52 and 0.46-0.47 with this tuning; the detector 0.47-0.56
+    against 0.44-0.48 at batch 64 (bench/results/allocator.json).
     With a fixed 32 MiB threshold and a high trim threshold the buffers stay in the heap and are
     reused; the process keeps its peak (warm-up allocates the largest batch first, so it does not grow
     after). Returns whether it applied: other C libraries (musl) and platforms keep their allocator.
