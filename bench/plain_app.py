@@ -23,6 +23,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 import models
+from models.imaging import encode_png
 
 state: dict[str, torch.nn.Module] = {}
 
@@ -48,9 +49,7 @@ def generate(label: int = 0, seed: int = 0) -> Response:
     generator = state["generator"]
     with torch.no_grad():
         image = generator(models.noise([seed], generator.z_dim), torch.tensor([label]))
-    buffer = io.BytesIO()
-    Image.fromarray(models.quantize(image)[0, 0].numpy()).save(buffer, format="PNG")
-    return Response(buffer.getvalue(), media_type="image/png")
+    return Response(encode_png(models.quantize(image)[0, 0]), media_type="image/png")
 
 
 @app.post("/classify")

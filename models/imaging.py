@@ -166,8 +166,32 @@ def _log_unexpected(exc: BaseException, doing: str) -> None:
         log.warning("unexpected %s from Pillow while %s: %s", type(exc).__name__, doing, _reason(exc))
 
 
-def encode_png(image: torch.Tensor) -> bytes:
-    """uint8 (28, 28) -> PNG bytes (8-bit grayscale), as the service serves it."""
-    buf = io.BytesIO()
-    Image.fromarray(image.cpu().numpy().astype(np.uint8)).save(buf, format="PNG")  # 2-D uint8: mode "L"
-    return buf.getvalue()
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = _png_chunk(b"IEND", b"")
+
+
+def encode_png(pixels: np.ndarray | torch.Tensor) -> bytes:
+    """(H, W) uint8 -> PNG bytes (8-bit grayscale, no interlacing). Deterministic for the same pixels.
+
+    Written here rather than through Pillow: for the service's 28x28 answers Pillow's save takes
+    twice as long (36 against 19 microseconds an image, most of the 19 being zlib; measured by
+    ``python bench/components.py``), a real share of a /generate request. Every row is stored
+    unfiltered and the whole is compressed at zlib's default level; for the small images served
+    this is within 10% of Pillow's adaptive filtering in size (larger only for big nearest-neighbour
+    enlargements: 220 against 120 KB for 100 images at scale 16).
+    """
+    if isinstance(pixels, torch.Tensor):
+        pixels = pixels.cpu().numpy()
+    if pixels.ndim != 2 or pixels.dtype != np.uint8:
+        raise ValueError(f"expected a 2-D uint8 array, got {pixels.ndim}-D {pixels.dtype}")
+    height, width = pixels.shape
+    if not (height and width):
+        raise ValueError("an image needs at least one pixel")
+    rows = np.zeros((height, width + 1), dtype=np.uint8)  # each row: filter type 0 (none), then its pixels
+    rows[:, 1:] = pixels
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, grayscale, deflate, no interlace
+    return _PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows.data)) + _PNG_END

@@ -11,7 +11,6 @@ anything else wrong with them.
 from __future__ import annotations
 
 import base64
-import io
 import math
 from collections.abc import Callable
 from typing import TypeVar
@@ -77,11 +76,7 @@ async def decode_upload(data: bytes, *, max_pixels: int) -> torch.Tensor:
     return await anyio.to_thread.run_sync(decode_pixels, img)
 
 
-def encode_png(pixels: np.ndarray) -> bytes:
-    """(H, W) uint8 -> PNG bytes (8-bit grayscale). Deterministic for the same pixels."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
+encode_png = shared.encode_png  # (H, W) uint8 -> PNG bytes
 
 
 def grid_shape(n: int) -> tuple[int, int]:
