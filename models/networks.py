@@ -22,7 +22,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from models.checkpoint import register
 from models.labels import NUM_CLASSES
-from models.layers import BatchInvariantConv2d, BatchInvariantLinear
+from models.layers import BatchInvariantConv2d, BatchInvariantLinear, TapSumConv2d
 
 IMAGE_SIZE = 28
 
@@ -90,7 +90,7 @@ class Generator(nn.Module):
         self.bn1 = ConditionalBatchNorm2d(2 * c, k)
         self.up2 = nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False)
         self.bn2 = ConditionalBatchNorm2d(c, k)
-        self.out = nn.Conv2d(c, 1, 3, padding=1)
+        self.out = TapSumConv2d(c, 1, 3, padding=1)  # 3x faster than nn.Conv2d in inference (models.layers)
 
     @property
     def z_dim(self) -> int:
