@@ -1,14 +1,16 @@
 """Throughput and latency of the service under concurrency, against two baselines.
 
-Three servers run side by side, each pinned to the same CPU core (``taskset``):
+The servers run side by side, each pinned to the same CPU core (``taskset``):
 
 - ``engine``: the service (``python -m service``) with its micro-batching engine;
 - ``no-batching``: the same service with FGAN_MAX_BATCH_SIZE=1 (baseline a);
-- ``plain``: bench/plain_app.py, a per-request FastAPI handler with UploadFile/Form (baseline b).
+- ``plain``: bench/plain_app.py, a per-request FastAPI handler with UploadFile/Form (baseline b);
+- ``fastapi-route`` (only when asked for with ``--variants``): the service with
+  FGAN_DIRECT_GENERATE=false, so every GET /generate goes through FastAPI's routing and validation.
 
 A load generator pinned to another core (Debian's ``hey`` when installed, else an asyncio + httpx
 client in this process) drives GET /generate and POST /classify at each concurrency, one variant
-after the other for each point (so slow drift on a shared machine hits all three alike). Each
+after the other for each point (so slow drift on a shared machine hits all alike). Each
 point has a short warm-up, then a timed run. The script prints a table and writes JSON with
 requests/s, p50, p99 and errors per point, plus the ratios the service is held to at concurrency
 32: /generate >= 2.5x and /classify >= 1.5x the plain handler's requests/s, with p99 no worse.
@@ -19,6 +21,8 @@ speed does not depend on what the weights have learned.
 
     python bench/service_bench.py                      # about 3 minutes
     python bench/service_bench.py --duration 2 --concurrency 1 32   # a quick look
+    python bench/service_bench.py --endpoints generate --variants engine fastapi-route plain --concurrency 32 \
+        --out bench/results/direct_route.json      # what the direct /generate path saves
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ sys.path.insert(0, str(ROOT))
 
 import models  # noqa: E402
 
-VARIANTS = ("engine", "no-batching", "plain")
+VARIANTS = ("engine", "no-batching", "plain", "fastapi-route")
+DEFAULT_VARIANTS = VARIANTS[:3]
 ENDPOINTS = ("generate", "classify")
 TARGETS = {"generate": 2.5, "classify": 1.5}  # requests/s over the plain handler's, at concurrency 32
 
@@ -65,6 +70,7 @@ class Point:
     p50_ms: float
     p99_ms: float
     errors: int
+    server_cpu_ms_per_request: float  # the server process's CPU time (all threads, user + system) / requests
 
 
 # Servers ---------------------------------------------------------------------------------------
@@ -96,6 +102,8 @@ def start_server(variant: str, weights: Path, cpu: int, log_dir: Path) -> tuple[
         command = [sys.executable, "-m", "service", "--port", str(port)]
         if variant == "no-batching":
             env["FGAN_MAX_BATCH_SIZE"] = "1"
+        elif variant == "fastapi-route":
+            env["FGAN_DIRECT_GENERATE"] = "false"
     log = (log_dir / f"{variant}.log").open("w")
     process = subprocess.Popen(["taskset", "-c", str(cpu), *command], cwd=ROOT, env=env, stdout=log, stderr=log)
     return process, f"http://127.0.0.1:{port}"
@@ -147,6 +155,12 @@ def classify_body() -> tuple[bytes, str]:
 
 def generate_url(url: str) -> str:
     return f"{url}/generate?label=3&seed=42"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far, user + system, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 # Load generators -------------------------------------------------------------------------------
@@ -269,7 +283,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, help="checkpoint directory (default: shipped, else shipped sizes)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(DEFAULT_VARIANTS))
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per point")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each point")
     parser.add_argument("--server-cpu", type=int, default=0)
@@ -309,7 +323,10 @@ def main() -> int:
         for process, url in servers.values():
             wait_ready(process, url)
         print(f"load: {tool} on CPU {args.client_cpu}; servers on CPU {args.server_cpu}; weights: {weights_note}")
-        print(f"{'endpoint':9} {'conc':>4} {'variant':12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+        print(
+            f"{'endpoint':9} {'conc':>4} {'variant':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+            f"{'cpu ms/req':>10}"
+        )
         for endpoint in args.endpoints:
             for concurrency in args.concurrency:
                 for variant in args.variants:
@@ -322,12 +339,26 @@ def main() -> int:
 
                     if args.warmup > 0:
                         load(args.warmup)
+                    pid = servers[variant][0].pid
+                    cpu_before = cpu_seconds(pid)
                     n, rps, p50, p99, errors = load(args.duration)
+                    cpu_ms = (cpu_seconds(pid) - cpu_before) / max(n, 1) * 1000
                     point = Point(
-                        variant, endpoint, concurrency, n, round(rps, 1), round(p50, 2), round(p99, 2), errors
+                        variant,
+                        endpoint,
+                        concurrency,
+                        n,
+                        round(rps, 1),
+                        round(p50, 2),
+                        round(p99, 2),
+                        errors,
+                        round(cpu_ms, 3),
                     )
                     points.append(point)
-                    print(f"{endpoint:9} {concurrency:>4} {variant:12} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>6}")
+                    print(
+                        f"{endpoint:9} {concurrency:>4} {variant:13} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>6} "
+                        f"{cpu_ms:>10.3f}"
+                    )
     finally:
         for process, _ in servers.values():
             stop(process)

@@ -122,7 +122,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     # Added innermost first: RequestMiddleware wraps everything, so 401s and 413s get request ids and
-    # metrics too, and the key is checked before the body is read.
+    # metrics too, and the key is checked before the body is read. DirectGenerate, innermost, answers
+    # most GET /generate requests before FastAPI's routing (routes/generate.py says why).
+    if settings.direct_generate:
+        app.add_middleware(generate.DirectGenerate)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())

@@ -107,14 +107,19 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
+def error_headers(exc: ServiceError, app: Any) -> dict[str, str]:
+    """The headers of the answer to ``exc``: its own, and Retry-After on every 503, whichever part of
+    the service raised it (the app's FGAN_RETRY_AFTER_S, else 1 s)."""
     headers = exc.headers
     if exc.status_code == 503 and not any(name.lower() == "retry-after" for name in headers):
-        # Every 503 tells the client when to come back, whichever part of the service raised it.
-        settings = getattr(request.app.state, "settings", None)
+        settings = getattr(getattr(app, "state", None), "settings", None)
         headers = {**headers, "Retry-After": str(getattr(settings, "retry_after_s", 1))}
-    return error_response(exc.status_code, exc.code, exc.detail, headers)
+    return headers
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc.status_code, exc.code, exc.detail, error_headers(exc, request.app))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

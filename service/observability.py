@@ -36,7 +36,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ServiceError, error_body
+from service.errors import ServiceError, error_body, error_headers
 
 REQUEST_ID_HEADER = "X-Request-ID"
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
@@ -254,8 +254,8 @@ class RequestMiddleware:
             await answer(
                 504, "timeout", f"the request did not finish within {self.timeout_s:g}s (FGAN_REQUEST_TIMEOUT_S)"
             )
-        except ServiceError as exc:  # raised outside a route, e.g. by the upload limit while reading
-            await answer(exc.status_code, exc.code, exc.detail, exc.headers)
+        except ServiceError as exc:  # raised outside a route: by the upload limit while reading, DirectGenerate
+            await answer(exc.status_code, exc.code, exc.detail, error_headers(exc, scope.get("app")))
         except ClientDisconnect:
             status = 499  # nginx's code for "client closed the request"; nothing can be sent
         except Exception:

@@ -70,11 +70,12 @@ def test_probes_and_metrics_are_always_admitted(tmp_path, path: str) -> None:
     assert status == 200 and reached
 
 
-def test_every_503_carries_retry_after(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("direct_generate", [True, False], ids=["direct-path", "fastapi-route"])
+def test_every_503_carries_retry_after(make_client, monkeypatch: pytest.MonkeyPatch, direct_generate: bool) -> None:
     """Even an Overloaded raised without headers (a future route, say) gets Retry-After."""
     from service.errors import Overloaded
 
-    client = make_client(retry_after_s=7)
+    client = make_client(retry_after_s=7, direct_generate=direct_generate)
 
     async def busy(*args, **kwargs):
         raise Overloaded("busy")

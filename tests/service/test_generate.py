@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from models import NAMES
-from tests.service.support import decode_png, expected_images, make_generator, write_weights
+from service.routes.generate import DirectGenerate, plain_png_query
+from tests.service.support import decode_png, expected_images, make_generator, metric, write_weights
 
 
 def test_png_of_the_requested_class_matches_the_generator(client) -> None:
@@ -149,3 +150,69 @@ def test_png_is_a_valid_8_bit_grayscale_file(client) -> None:
     image = Image.open(io.BytesIO(data))
     image.verify()
     assert (image.size, image.mode) == ((28, 28), "L")
+
+
+# The direct path (routes/generate.py, DirectGenerate) and the FastAPI route must answer alike.
+
+PLAIN_QUERIES = [
+    "label=3&seed=42",
+    "label=Dress&seed=0",
+    "label=t-shirt%2Ftop&seed=7",  # a name with '/', percent-encoded
+    "seed=4294967295&label=0",
+    "label=1&seed=9&n=4&scale=2",
+    "format=png&label=2&seed=5&n=1&scale=1",
+    "label=4&seed=11&n=100",
+    "label=8&seed=3&scale=16",
+]
+LEFT_TO_FASTAPI = [
+    "label=3&label=4&seed=1",  # a parameter twice
+    "label=3&seed=007",  # not plain digits (FastAPI reads it as 7)
+    "label=3&seed=%2B7",
+    "label=3&seed=7&extra=1",  # an unknown parameter (FastAPI ignores it)
+    "label=3&seed=7&format=json",
+    "label=10&seed=1",  # the errors, worded by the route
+    "label=&seed=1",
+    "label=2&seed=-1",
+    "label=2&seed=4294967296",
+    "label=2&seed=1&n=0",
+    "label=2&seed=1&scale=17",
+    "label=2&seed=1&format=gif",
+]
+
+
+def _answer(response) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: v for k, v in response.headers.items() if k not in ("x-request-id", "date")}
+    return response.status_code, headers, response.content
+
+
+def test_which_queries_the_direct_path_answers() -> None:
+    assert plain_png_query(b"label=3&seed=42") == {"label": 3, "seed": 42, "n": 1, "scale": 1}
+    assert plain_png_query(b"") == {"label": None, "seed": None, "n": 1, "scale": 1}
+    assert plain_png_query(b"label=t-shirt%2Ftop&n=100&scale=16") == {"label": 0, "seed": None, "n": 100, "scale": 16}
+    for query in PLAIN_QUERIES:
+        assert plain_png_query(query.encode()) is not None, query
+    for query in LEFT_TO_FASTAPI:
+        assert plain_png_query(query.encode()) is None, query
+
+
+@pytest.mark.parametrize("query", PLAIN_QUERIES + LEFT_TO_FASTAPI)
+def test_direct_path_and_fastapi_route_answer_alike(make_client, query: str) -> None:
+    direct = make_client()
+    routed = make_client(direct_generate=False)
+    assert _answer(direct.get(f"/generate?{query}")) == _answer(routed.get(f"/generate?{query}"))
+
+
+def test_direct_path_is_installed_unless_turned_off(make_client) -> None:
+    def installed(client) -> bool:
+        return any(m.cls is DirectGenerate for m in client.app.user_middleware)
+
+    assert installed(make_client())
+    assert not installed(make_client(direct_generate=False))
+
+
+def test_direct_path_counts_in_the_metrics_and_keeps_the_request_id(client) -> None:
+    response = client.get("/generate?label=1&seed=1", headers={"X-Request-ID": "abc-123"})
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "abc-123"
+    text = client.get("/metrics").text
+    assert metric(text, "fgan_http_requests_total", route="/generate", method="GET", status="200") == 1
