@@ -29,13 +29,13 @@ def measure(tuned: bool, reps: int) -> dict[str, float]:
     import torch
 
     import models
-    from service.loading import _freeze, keep_freed_memory
+    from service.loading import freeze_for_serving, keep_freed_memory
 
     torch.set_num_threads(1)
     if tuned and not keep_freed_memory():
         raise SystemExit("glibc's mallopt is not available here")
-    generator = _freeze(models.load_model(models.WEIGHTS_DIR / "generator"))
-    detector = _freeze(models.load_model(models.WEIGHTS_DIR / "detector"))
+    generator = freeze_for_serving(models.load_model(models.WEIGHTS_DIR / "generator"))
+    detector = freeze_for_serving(models.load_model(models.WEIGHTS_DIR / "detector"))
     out = {}
     with torch.inference_mode():
         for batch in BATCHES:

@@ -137,7 +137,7 @@ def keep_freed_memory() -> bool:
     return applied
 
 
-def _freeze(module: nn.Module) -> nn.Module:
+def freeze_for_serving(module: nn.Module) -> nn.Module:
     """Prepare a loaded network for serving: no gradients, parametrizations baked in.
 
     Spectral normalization is a parametrization that recomputes W / sigma(W) on every forward
@@ -179,7 +179,7 @@ def _load(name: str, directory: Path, expected: type[nn.Module] | None, device: 
     for section in ("training", "metrics"):
         if not isinstance(checkpoint.get(section, {}), dict):
             raise models.CheckpointError(f"{directory / 'config.json'}: '{section}' must be a JSON object")
-    served = ServedModel(name, _freeze(module), directory, checkpoint, _temperature(checkpoint, directory))
+    served = ServedModel(name, freeze_for_serving(module), directory, checkpoint, _temperature(checkpoint, directory))
     log.info(
         "loaded %s: %s from %s (%d parameters, %s)",
         name,
