@@ -1,0 +1,107 @@
+"""Detection figures of several detectors on the same images: real test images against fresh fakes of each
+generator, clean and after a JPEG round trip at quality 75, labels given and withheld.
+
+The real images and each generator's fakes are drawn once, exactly as ``train-detector`` draws its test
+figures (balanced classes, the fakes carrying the reals' labels, quantized as served), and every detector
+judges the same ones; so two detectors trained with different generator sets (and so different "seen" and
+"unseen" lists) can be compared generator by generator. Each detector's temperature is its checkpoint's.
+
+    python scripts/compare_detectors.py --detector runs/detector-jpeg24/detector \\
+        --detector runs/detector-jpeg24-e1/detector --generator runs/gan-aux/generator ... \\
+        --out docs/reports/detectors.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models import NUM_CLASSES, Detector, Generator, load_model, read_config  # noqa: E402
+from training.data import load_split  # noqa: E402
+from training.detector import UNKNOWN, evaluate_detector  # noqa: E402
+from training.evaluation import balanced_subset, class_counts, generate_uint8, stream_seed  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detector", action="append", required=True, help="detector checkpoint (repeatable)")
+    parser.add_argument("--generator", action="append", required=True, help="generator checkpoint (repeatable)")
+    parser.add_argument("--samples", type=int, default=2000, help="real test images, and fakes per generator")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="JSON file to write (a Markdown table goes beside it)")
+    args = parser.parse_args()
+
+    device = torch.device("cpu")
+    test = load_split("test", "fashion-mnist", None)
+    real = balanced_subset(test, class_counts(args.samples, NUM_CLASSES), stream_seed(args.seed, "compare-real"))
+    fakes = {}
+    for path in args.generator:
+        g = load_model(path, expected=Generator, device=device)
+        images = generate_uint8(g, real.labels, stream_seed(args.seed, f"compare:{path}"), device)
+        labels = real.labels.clone() if g.conditional else torch.full((len(real.labels),), UNKNOWN)
+        fakes[path] = (images, labels)
+
+    report: dict[str, object] = {
+        "command": " ".join(["python", "scripts/compare_detectors.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "samples": args.samples,
+        "detectors": {},
+    }
+    for path in args.detector:
+        detector = load_model(path, expected=Detector, device=device)
+        temperature = float(read_config(path)["metrics"]["temperature"])
+        figures = evaluate_detector(detector, real.images, real.labels, fakes, temperature=temperature, device=device)
+        report["detectors"][path] = {"temperature": temperature, "figures": figures}
+        print(f"{path} (temperature {temperature:.3f})")
+        for generator, versions in figures.items():
+            cells = [
+                f"{version}/{mode}: {fig['accuracy'] * 100:.1f}% AUC {fig['roc_auc']:.4f} ECE {fig['ece']:.3f}"
+                for version, modes in versions.items()
+                for mode, fig in modes.items()
+            ]
+            print(f"  {generator}: " + "; ".join(cells))
+
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(markdown(report))
+        print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+
+
+def markdown(report: dict) -> str:
+    """One row per generator and detector: accuracy (labelled / unlabelled) clean and after JPEG-75, ECE."""
+    lines = [
+        f"Real test images against fresh fakes, {report['samples']:,} each, the same images for every detector "
+        f"(`{report['command']}`). Accuracy labelled / unlabelled; ECE the larger of the two.",
+        "",
+        "| generator | detector | clean accuracy | clean ROC AUC | JPEG-75 accuracy | JPEG-75 ROC AUC | JPEG-75 ECE |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    detectors = report["detectors"]
+    generators = next(iter(detectors.values()))["figures"].keys()
+
+    def both(modes: dict, key: str, fmt: str) -> str:
+        return " / ".join(format(modes[m][key] * (100 if key == "accuracy" else 1), fmt) for m in modes)
+
+    for generator in generators:
+        for path, entry in detectors.items():
+            versions = entry["figures"][generator]
+            clean, jpeg = versions["clean"], versions["jpeg75"]
+            ece = max(fig["ece"] for fig in jpeg.values())
+            lines.append(
+                f"| `{generator}` | `{path}` | {both(clean, 'accuracy', '.1f')}% | {both(clean, 'roc_auc', '.4f')} "
+                f"| {both(jpeg, 'accuracy', '.1f')}% | {both(jpeg, 'roc_auc', '.4f')} | {ece:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
