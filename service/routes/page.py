@@ -1,4 +1,5 @@
-"""GET /: the web page (generate, classify, explain, model figures), and /static/*: its script, styles and icon.
+"""GET /: the web page (generate, classify, explain, model figures), /static/*: its script, styles and icon,
+and /docs/assets/*: Swagger UI's script and styles for /docs (routes/docs.py).
 
 Plain HTML, JavaScript and CSS from ``service/static/`` (no build step, nothing from
 a CDN: many deployments have no internet). The page calls the public API (/labels,
@@ -6,7 +7,8 @@ a CDN: many deployments have no internet). The page calls the public API (/label
 
 Served by a middleware placed outside the API key check, so that the page opens
 in a browser when FGAN_API_KEY is set: a browser cannot add a header when it
-opens a page, and the page and its files hold nothing the key protects. The
+opens a page, and the page and its files hold nothing the key protects (nor
+do Swagger UI's files; /docs itself, and the schema it loads, stay behind the key). The
 page then asks for the key and sends it as X-API-Key on every API call, which
 the key check still guards. Request ids, metrics and the access log cover it
 as any route (the middleware sits inside RequestMiddleware).
@@ -25,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_response
+from service.routes.docs import SWAGGER_ASSETS_DIR, SWAGGER_ASSETS_PREFIX
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 STATIC_PREFIX = "/static/"
@@ -43,7 +46,7 @@ _SECURITY_HEADERS = [
 
 
 def is_page_path(path: str) -> bool:
-    return path == "/" or path.startswith(STATIC_PREFIX)
+    return path == "/" or path.startswith(STATIC_PREFIX) or path.startswith(SWAGGER_ASSETS_PREFIX)
 
 
 async def _index(request: Request) -> Response:
@@ -60,19 +63,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 class PageMiddleware:
-    """Answers ``/`` and ``/static/*`` from the page's files; passes every other request on."""
+    """Answers ``/``, ``/static/*`` and ``/docs/assets/*`` from their files; passes every other request on."""
 
     def __init__(self, app: ASGIApp, *, static_dir: Path = STATIC_DIR) -> None:
         self.app = app
         self._index = Route("/", _index, methods=["GET"])
         self._static = Mount("/static", StaticFiles(directory=static_dir), name="static")
-        self._page = Starlette(routes=[self._index, self._static], exception_handlers={HTTPException: _http_error})
+        self._swagger = Mount(
+            SWAGGER_ASSETS_PREFIX.rstrip("/"), StaticFiles(directory=SWAGGER_ASSETS_DIR), name="swagger"
+        )
+        self._page = Starlette(
+            routes=[self._index, self._static, self._swagger], exception_handlers={HTTPException: _http_error}
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_page_path(scope["path"]):
             await self.app(scope, receive, send)
             return
-        scope["route"] = self._index if scope["path"] == "/" else self._static  # names the route in the metrics
+        path = scope["path"]
+        # Names the route in the metrics.
+        scope["route"] = (
+            self._index if path == "/" else self._static if path.startswith(STATIC_PREFIX) else self._swagger
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

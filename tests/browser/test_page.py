@@ -285,6 +285,26 @@ def test_generate_check_and_errors_in_the_page(service: str, page) -> None:
     expect(page.locator("#generate-error")).to_contain_text("1 to 100")
 
 
+def test_api_docs_render_without_the_internet(service: str, page) -> None:
+    """/docs draws Swagger UI from the service's own files: every request to another host is refused here."""
+    elsewhere: list[str] = []
+
+    def only_the_service(route) -> None:
+        if route.request.url.startswith(service):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_service)
+    page.goto(service + "/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("fashion-gan")
+    for path in ("/generate", "/classify", "/labels"):
+        expect(page.locator(f'.opblock-summary-path[data-path="{path}"]')).to_be_visible()
+    screenshot(page, "docs.png")
+    assert elsewhere == []
+
+
 def test_the_page_asks_for_the_api_key(browser, tmp_path: Path) -> None:
     weights = write_weights(tmp_path / "weights")
     with running_service(weights, tmp_path / "service.log", FGAN_API_KEY="open-sesame") as url:

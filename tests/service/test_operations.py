@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -153,6 +154,23 @@ def test_openapi_documents_every_route_with_examples(client) -> None:
     assert params["label"]["examples"]
     assert "examples" in schema["components"]["schemas"]["ClassifyResponse"]
     assert "swagger-ui" in client.get("/docs").text
+
+
+def test_docs_page_loads_swagger_ui_from_the_service_not_a_cdn(client, keyed_client) -> None:
+    html = client.get("/docs").text
+    scripts_and_styles = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert "/docs/assets/swagger-ui-bundle.js" in scripts_and_styles
+    assert "/docs/assets/swagger-ui.css" in scripts_and_styles
+    assert not [url for url in scripts_and_styles if "://" in url or url.startswith("//")], scripts_and_styles
+    for name, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "text/css")):
+        response = client.get(f"/docs/assets/{name}")
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+        assert len(response.content) > 10_000
+        # Swagger UI's own files are public, like the web page's; /docs and its schema keep the key.
+        assert keyed_client.get(f"/docs/assets/{name}").status_code == 200
+    assert keyed_client.get("/docs").status_code == 401
+    missing = client.get("/docs/assets/nothing.js")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 
 def test_bad_checkpoint_stops_startup_naming_the_file(tmp_path) -> None:
