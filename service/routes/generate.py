@@ -125,9 +125,9 @@ def plain_png_query(query_string: bytes) -> dict[str, Any] | None:
 class DirectGenerate:
     """Answers ``GET /generate`` for a PNG itself when the query is plainly valid (``plain_png_query``).
 
-    FastAPI's routing, parameter validation and exception layers cost about 0.1 ms a request
-    (bench/service_bench.py's ``--variants`` with and without ``FGAN_DIRECT_ROUTES``; docs/service.md),
-    which for a batched 28x28 image is a fifth of the whole. Installed innermost of the service's
+    FastAPI's routing, parameter validation and exception layers cost about 0.15 ms of CPU a request,
+    a fifth of a batched /generate (0.728 against 0.578 ms with this path: ``bench/service_bench.py``'s
+    ``fastapi-route`` variant, which sets FGAN_DIRECT_GENERATE=false; docs/service.md). Installed innermost of the service's
     middleware, so that request ids, metrics, limits and the API key apply as on any route; the
     answer is built by the same code as the route's, so both paths send the same bytes and headers.
     Errors raised here (a full queue, say) are ServiceErrors, answered by RequestMiddleware as the
