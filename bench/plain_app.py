@@ -32,7 +32,11 @@ state: dict[str, torch.nn.Module] = {}
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     weights = Path(os.environ.get("FGAN_WEIGHTS_DIR", models.WEIGHTS_DIR))
     state["generator"] = models.load_model(weights / "generator", expected=models.Generator)
-    state["discriminator"] = models.load_model(weights / "discriminator", expected=models.Discriminator)
+    # The model the service's /classify uses by default: the detector when one is there, else the discriminator.
+    if (weights / "detector").is_dir():
+        state["judge"] = models.load_model(weights / "detector", expected=models.Detector)
+    else:
+        state["judge"] = models.load_model(weights / "discriminator", expected=models.Discriminator)
     yield
 
 
@@ -57,7 +61,9 @@ def classify(image: Annotated[UploadFile, File()], label: Annotated[int, Form()]
     pixels = Image.open(io.BytesIO(image.file.read())).convert("L").resize((28, 28))
     x = models.to_float(torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)).view(1, 1, 28, 28)
     with torch.no_grad():
-        p_real = torch.sigmoid(state["discriminator"](x, torch.tensor([label]))).item()
+        judge = state["judge"]
+        temperature = (judge.checkpoint.get("metrics") or {}).get("temperature") or 1.0
+        p_real = torch.sigmoid(judge(x, torch.tensor([label])) / temperature).item()
     if p_real >= 0.5:
         return {"label": "real", "confidence": round(p_real, 4)}
     return {"label": "fake", "confidence": round(1 - p_real, 4)}

@@ -251,14 +251,19 @@ def model_only(weights: Path, cpu: int, seconds: float = 1.0) -> dict[str, dict[
     torch.set_num_threads(1)
     try:
         generator = models.load_model(weights / "generator")
-        discriminator = models.load_model(weights / "discriminator")
+        # /classify's default model: the detector when one is there, else the discriminator.
+        judge_name = "detector" if (weights / "detector").is_dir() else "discriminator"
+        judge = models.load_model(weights / judge_name)
         figures = {}
         with torch.inference_mode():
-            for name, batch_of in (
-                ("generator", lambda b: (models.noise(list(range(b)), generator.z_dim), torch.arange(b) % 10)),
-                ("discriminator", lambda b: (torch.rand(b, 1, 28, 28) * 2 - 1, torch.arange(b) % 10)),
+            for name, network, batch_of in (
+                (
+                    "generator",
+                    generator,
+                    lambda b: (models.noise(list(range(b)), generator.z_dim), torch.arange(b) % 10),
+                ),
+                (judge_name, judge, lambda b: (torch.rand(b, 1, 28, 28) * 2 - 1, torch.arange(b) % 10)),
             ):
-                network = generator if name == "generator" else discriminator
                 figures[name] = {}
                 for batch in (1, 32):
                     inputs = batch_of(batch)
