@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.record import header, write  # noqa: E402
 
 BATCHES = (32, 64)
 
@@ -77,16 +78,7 @@ def main() -> None:
             f"{key:22s} {span['default'][0]:7.3f}-{span['default'][1]:<7.3f} {span['tuned'][0]:7.3f}-{span['tuned'][1]:<7.3f}"
         )
     if args.out:
-        report = {
-            "command": "bench/allocator.py",
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-            "runs": runs,
-            "min_max": summary,
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print("wrote", args.out)
+        print("wrote", write(args.out, {**header("bench/allocator.py"), "runs": runs, "min_max": summary}))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import models  # noqa: E402
+from bench.record import header, write  # noqa: E402
 from models.imaging import encode_png  # noqa: E402
 from service.loading import keep_freed_memory  # noqa: E402
 
@@ -134,20 +133,8 @@ def main() -> None:
         )
 
     if args.out:
-        record = {
-            "command": "python bench/components.py",
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": {
-                "cpu": platform.processor() or platform.machine(),
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "torch_threads": 1,
-            },
-            **results,
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"wrote {args.out}")
+        record = header("python bench/components.py", torch=torch.__version__, torch_threads=1)
+        print(f"wrote {write(args.out, {**record, **results})}")
 
 
 if __name__ == "__main__":

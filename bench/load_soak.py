@@ -35,7 +35,6 @@ import io
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
@@ -58,6 +57,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.record import header, write  # noqa: E402
 
 SUSTAINED_CONCURRENCY = 64
 OVERLOADS = (4, 8)  # x what the service holds per model (its queue limit plus one batch)
@@ -737,15 +738,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     ok = all(phase.get("ok", True) for phase in phases.values())
     result = {
-        "command": " ".join(["python", "bench/load_soak.py", *(argv if argv is not None else sys.argv[1:])]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-            "hey": "hey (Debian)",
-        },
+        **header(
+            " ".join(["python", "bench/load_soak.py", *(argv if argv is not None else sys.argv[1:])]),
+            load_average_at_end=[round(x, 2) for x in os.getloadavg()],
+            hey="hey (Debian)",
+        ),
         "setup": {
             "weights": note,
             "server": f"FGAN_QUEUE_LIMIT={QUEUE_LIMIT}, FGAN_MAX_BATCH_SIZE={MAX_BATCH}, torch threads 1, access log off",
@@ -765,21 +762,9 @@ def main(argv: list[str] | None = None) -> int:
         "ok": ok,
     }
     out = args.out or ROOT / "bench" / "results" / "-".join(["load_soak", *(f"without-{w}" for w in args.without)])
-    out = out.with_suffix(".json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write(out.with_suffix(".json"), result)
     print(f"{'all criteria met' if ok else 'CRITERIA NOT MET'}; wrote {out}")
     return 0 if ok else 1
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

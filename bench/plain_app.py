@@ -15,7 +15,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 from fastapi import FastAPI, File, Form, UploadFile
@@ -24,19 +24,19 @@ from PIL import Image
 
 import models
 from models.imaging import encode_png
+from service.loading import default_classifier_name
 
-state: dict[str, torch.nn.Module] = {}
+state: dict[str, Any] = {}
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     weights = Path(os.environ.get("FGAN_WEIGHTS_DIR", models.WEIGHTS_DIR))
     state["generator"] = models.load_model(weights / "generator", expected=models.Generator)
-    # The model the service's /classify uses by default: the detector when one is there, else the discriminator.
-    if (weights / "detector").is_dir():
-        state["judge"] = models.load_model(weights / "detector", expected=models.Detector)
-    else:
-        state["judge"] = models.load_model(weights / "discriminator", expected=models.Discriminator)
+    # The model the service's /classify uses by default, with its temperature (1 when it has none).
+    name = default_classifier_name(weights)
+    state["judge"] = models.load_model(weights / name)
+    state["temperature"] = models.read_temperature(state["judge"].checkpoint, weights / name) or 1.0
     yield
 
 
@@ -61,9 +61,7 @@ def classify(image: Annotated[UploadFile, File()], label: Annotated[int, Form()]
     pixels = Image.open(io.BytesIO(image.file.read())).convert("L").resize((28, 28))
     x = models.to_float(torch.frombuffer(bytearray(pixels.tobytes()), dtype=torch.uint8)).view(1, 1, 28, 28)
     with torch.no_grad():
-        judge = state["judge"]
-        temperature = (judge.checkpoint.get("metrics") or {}).get("temperature") or 1.0
-        p_real = torch.sigmoid(judge(x, torch.tensor([label])) / temperature).item()
+        p_real = torch.sigmoid(state["judge"](x, torch.tensor([label])) / state["temperature"]).item()
     if p_real >= 0.5:
         return {"label": "real", "confidence": round(p_real, 4)}
     return {"label": "fake", "confidence": round(1 - p_real, 4)}

@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -53,6 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import models  # noqa: E402
+from bench.record import header, write  # noqa: E402
+from service.loading import default_classifier_name  # noqa: E402
 
 VARIANTS = ("engine", "no-batching", "plain", "fastapi-route")
 DEFAULT_VARIANTS = VARIANTS[:3]
@@ -251,8 +251,7 @@ def model_only(weights: Path, cpu: int, seconds: float = 1.0) -> dict[str, dict[
     torch.set_num_threads(1)
     try:
         generator = models.load_model(weights / "generator")
-        # /classify's default model: the detector when one is there, else the discriminator.
-        judge_name = "detector" if (weights / "detector").is_dir() else "discriminator"
+        judge_name = default_classifier_name(weights)  # /classify's default model
         judge = models.load_model(weights / judge_name)
         figures = {}
         with torch.inference_mode():
@@ -386,15 +385,11 @@ def main() -> int:
                 f"p99 {engine.p99_ms:.1f} ms vs {plain.p99_ms:.1f} ms"
             )
     result = {
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {
-            "cpu": _cpu_model(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "load_average_at_end": os.getloadavg(),
-        },
+        **header(
+            " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+            torch=torch.__version__,
+            load_average_at_end=os.getloadavg(),
+        ),
         "setup": {
             "tool": tool,
             "server_cpu": args.server_cpu,
@@ -408,21 +403,9 @@ def main() -> int:
         "results": [asdict(p) for p in points],
         "summary": summary,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {write(args.out, result)}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,6 +100,21 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(config.get("config"), dict):
         raise CheckpointError(f"{path}: 'config' must be an object of architecture settings")
     return config
+
+
+def read_temperature(checkpoint: dict[str, Any], directory: str | os.PathLike) -> float | None:
+    """A calibrated model's temperature (``metrics.temperature``; logits are divided by it), or None.
+
+    Raises CheckpointError, naming the directory's config.json, when it is not a positive number.
+    """
+    value = (checkpoint.get("metrics") or {}).get("temperature")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise CheckpointError(
+            f"{Path(directory) / CONFIG_NAME}: metrics.temperature must be a positive number, got {value!r}"
+        )
+    return float(value)
 
 
 def build_model(class_name: str, arch: dict[str, Any], *, source: str = "config") -> nn.Module:

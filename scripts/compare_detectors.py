@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import NUM_CLASSES, Detector, Generator, load_model, read_config  # noqa: E402
+from models import NUM_CLASSES, Detector, Generator, load_model, read_temperature  # noqa: E402
 from training.data import load_split  # noqa: E402
 from training.detector import UNKNOWN, evaluate_detector  # noqa: E402
 from training.evaluation import balanced_subset, class_counts, generate_uint8, stream_seed  # noqa: E402
@@ -57,7 +57,7 @@ def main() -> None:
     }
     for path in args.detector:
         detector = load_model(path, expected=Detector, device=device)
-        temperature = float(read_config(path)["metrics"]["temperature"])
+        temperature = read_temperature(detector.checkpoint, path) or 1.0
         figures = evaluate_detector(detector, real.images, real.labels, fakes, temperature=temperature, device=device)
         report["detectors"][path] = {"temperature": temperature, "figures": figures}
         print(f"{path} (temperature {temperature:.3f})")

@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,17 +151,6 @@ def freeze_for_serving(module: nn.Module) -> nn.Module:
     return module
 
 
-def _temperature(checkpoint: dict[str, Any], directory: Path) -> float | None:
-    value = (checkpoint.get("metrics") or {}).get("temperature")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise models.CheckpointError(
-            f"{directory / 'config.json'}: metrics.temperature must be a positive number, got {value!r}"
-        )
-    return float(value)
-
-
 def _load(name: str, directory: Path, expected: type[nn.Module] | None, device: torch.device) -> ServedModel:
     try:
         module = models.load_model(directory, expected=expected, device=device)
@@ -179,7 +167,9 @@ def _load(name: str, directory: Path, expected: type[nn.Module] | None, device: 
     for section in ("training", "metrics"):
         if not isinstance(checkpoint.get(section, {}), dict):
             raise models.CheckpointError(f"{directory / 'config.json'}: '{section}' must be a JSON object")
-    served = ServedModel(name, freeze_for_serving(module), directory, checkpoint, _temperature(checkpoint, directory))
+    served = ServedModel(
+        name, freeze_for_serving(module), directory, checkpoint, models.read_temperature(checkpoint, directory)
+    )
     log.info(
         "loaded %s: %s from %s (%d parameters, %s)",
         name,
@@ -189,6 +179,11 @@ def _load(name: str, directory: Path, expected: type[nn.Module] | None, device: 
         "conditional" if served.conditional else "unconditional",
     )
     return served
+
+
+def default_classifier_name(weights_dir: Path) -> str:
+    """The model /classify uses when a request names none: the detector when the weights hold one."""
+    return DETECTOR if (Path(weights_dir) / DETECTOR).exists() else DISCRIMINATOR
 
 
 def load_models(weights_dir: Path, device: torch.device) -> ModelSet:
@@ -201,8 +196,7 @@ def load_models(weights_dir: Path, device: torch.device) -> ModelSet:
         )
     generator = _load(GENERATOR, weights_dir / GENERATOR, models.Generator, device)
     classifiers = {DISCRIMINATOR: _load(DISCRIMINATOR, weights_dir / DISCRIMINATOR, models.Discriminator, device)}
-    detector_dir = weights_dir / DETECTOR
-    if detector_dir.exists():
+    if default_classifier_name(weights_dir) == DETECTOR:
         # The Detector class is registered in models once it exists; until then accept any registered class.
-        classifiers[DETECTOR] = _load(DETECTOR, detector_dir, models.registered().get("Detector"), device)
+        classifiers[DETECTOR] = _load(DETECTOR, weights_dir / DETECTOR, models.registered().get("Detector"), device)
     return ModelSet(device=device, generator=generator, classifiers=classifiers)

@@ -11,6 +11,7 @@ from models import (
     GeneratorConfig,
     load_model,
     read_config,
+    read_temperature,
     save_model,
     update_metrics,
 )
@@ -147,3 +148,12 @@ def test_update_metrics_merges_without_touching_weights(tmp_path):
     update_metrics(tmp_path / "g", {"gan_test": 0.9})
     assert read_config(tmp_path / "g")["metrics"] == {"fid": 3.0, "gan_test": 0.9}
     assert (tmp_path / "g" / WEIGHTS_NAME).read_bytes() == before
+
+
+def test_read_temperature_accepts_positive_numbers_and_names_the_file_otherwise(tmp_path):
+    assert read_temperature({}, tmp_path) is None
+    assert read_temperature({"metrics": {"note": "x"}}, tmp_path) is None
+    assert read_temperature({"metrics": {"temperature": 2}}, tmp_path) == 2.0
+    for bad in (0, -1.5, float("nan"), float("inf"), True, "1.0"):
+        with pytest.raises(CheckpointError, match=rf"{CONFIG_NAME}: metrics.temperature must be a positive number"):
+            read_temperature({"metrics": {"temperature": bad}}, tmp_path)
