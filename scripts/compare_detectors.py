@@ -5,6 +5,8 @@ The real images and each generator's fakes are drawn once, exactly as ``train-de
 figures (balanced classes, the fakes carrying the reals' labels, quantized as served), and every detector
 judges the same ones; so two detectors trained with different generator sets (and so different "seen" and
 "unseen" lists) can be compared generator by generator. Each detector's temperature is its checkpoint's.
+A GAN discriminator (``--discriminator``) can stand beside them: it needs the label, so it is judged with
+labels given, on the conditional generators only.
 
     python scripts/compare_detectors.py --detector runs/detector-jpeg24/detector \\
         --detector runs/detector-jpeg24-e1/detector --generator runs/gan-aux/generator ... \\
@@ -24,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import NUM_CLASSES, Detector, Generator, load_model, read_temperature  # noqa: E402
+from models import NUM_CLASSES, Detector, Discriminator, Generator, load_model, read_temperature  # noqa: E402
 from training.data import load_split  # noqa: E402
 from training.detector import UNKNOWN, evaluate_detector  # noqa: E402
 from training.evaluation import balanced_subset, class_counts, generate_uint8, stream_seed  # noqa: E402
@@ -32,12 +34,20 @@ from training.evaluation import balanced_subset, class_counts, generate_uint8, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detector", action="append", required=True, help="detector checkpoint (repeatable)")
+    parser.add_argument("--detector", action="append", default=[], help="detector checkpoint (repeatable)")
+    parser.add_argument(
+        "--discriminator",
+        action="append",
+        default=[],
+        help="GAN discriminator checkpoint, judged labelled (repeatable)",
+    )
     parser.add_argument("--generator", action="append", required=True, help="generator checkpoint (repeatable)")
     parser.add_argument("--samples", type=int, default=2000, help="real test images, and fakes per generator")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="JSON file to write (a Markdown table goes beside it)")
     args = parser.parse_args()
+    if not args.detector and not args.discriminator:
+        parser.error("give at least one --detector or --discriminator")
 
     device = torch.device("cpu")
     test = load_split("test", "fashion-mnist", None)
@@ -53,13 +63,23 @@ def main() -> None:
         "command": " ".join(["python", "scripts/compare_detectors.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "samples": args.samples,
+        "generators": args.generator,
         "detectors": {},
     }
-    for path in args.detector:
-        detector = load_model(path, expected=Detector, device=device)
+    judges = [(path, Detector) for path in args.detector] + [(path, Discriminator) for path in args.discriminator]
+    for path, cls in judges:
+        detector = load_model(path, expected=cls, device=device)
         temperature = read_temperature(detector.checkpoint, path) or 1.0
-        figures = evaluate_detector(detector, real.images, real.labels, fakes, temperature=temperature, device=device)
-        report["detectors"][path] = {"temperature": temperature, "figures": figures}
+        figures = evaluate_detector(
+            detector,
+            real.images,
+            real.labels,
+            fakes,
+            temperature=temperature,
+            device=device,
+            needs_label=cls is Discriminator and detector.conditional,
+        )
+        report["detectors"][path] = {"kind": cls.__name__, "temperature": temperature, "figures": figures}
         print(f"{path} (temperature {temperature:.3f})")
         for generator, versions in figures.items():
             cells = [
@@ -80,19 +100,22 @@ def markdown(report: dict) -> str:
     """One row per generator and detector: accuracy (labelled / unlabelled) clean and after JPEG-75, ECE."""
     lines = [
         f"Real test images against fresh fakes, {report['samples']:,} each, the same images for every detector "
-        f"(`{report['command']}`). Accuracy labelled / unlabelled; ECE the larger of the two.",
+        f"(`{report['command']}`). Accuracy labelled / unlabelled (a discriminator: labelled only); ECE the larger of the "
+        "two.",
         "",
         "| generator | detector | clean accuracy | clean ROC AUC | JPEG-75 accuracy | JPEG-75 ROC AUC | JPEG-75 ECE |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     detectors = report["detectors"]
-    generators = next(iter(detectors.values()))["figures"].keys()
+    generators = report["generators"]
 
     def both(modes: dict, key: str, fmt: str) -> str:
         return " / ".join(format(modes[m][key] * (100 if key == "accuracy" else 1), fmt) for m in modes)
 
     for generator in generators:
         for path, entry in detectors.items():
+            if generator not in entry["figures"]:
+                continue  # a discriminator that needs labels, against an unconditional generator
             versions = entry["figures"][generator]
             clean, jpeg = versions["clean"], versions["jpeg75"]
             ece = max(fig["ece"] for fig in jpeg.values())

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 from tqdm import tqdm
 
 from models import NUM_CLASSES, Detector, DetectorConfig, Generator, load_model, quantize, save_model, to_float
@@ -267,30 +268,35 @@ def detection_figures(real_logits: torch.Tensor, fake_logits: torch.Tensor, temp
 
 
 def evaluate_detector(
-    detector: Detector,
+    detector: nn.Module,
     real: torch.Tensor,
     real_labels: torch.Tensor,
     fakes: dict[str, tuple[torch.Tensor, torch.Tensor]],
     *,
     temperature: float,
     device: torch.device,
+    needs_label: bool = False,
 ) -> dict[str, Any]:
     """Figures of ``detector`` on real uint8 (N, 28, 28) images against each named set of fakes.
 
     Each set is judged clean and after a JPEG round trip (quality 75), with its
     labels given ("labelled", conditional generators only) and withheld
-    ("unlabelled"). The reals are the same for every set.
+    ("unlabelled"). The reals are the same for every set. A model that ``needs_label``
+    (the GAN's conditional discriminator) is judged labelled only, on conditional generators only.
     """
+    label_modes = ("labelled",) if needs_label else ("labelled", "unlabelled")
     versions = {"clean": real, f"jpeg{EVAL_JPEG_QUALITY}": jpeg_all(real)}
     real_logits = {
         (v, mode): predict_logits(detector, images, real_labels if mode == "labelled" else None, device)
         for v, images in versions.items()
-        for mode in ("labelled", "unlabelled")
+        for mode in label_modes
     }
     report: dict[str, Any] = {}
     for name, (images, labels) in fakes.items():
         conditional = bool((labels != UNKNOWN).all())
-        modes = ("labelled", "unlabelled") if conditional and detector.conditional else ("unlabelled",)
+        modes = tuple(m for m in label_modes if m == "unlabelled" or (conditional and detector.conditional))
+        if not modes:
+            continue  # a model that needs labels cannot judge an unconditional generator's fakes
         fake_versions = {"clean": images, f"jpeg{EVAL_JPEG_QUALITY}": jpeg_all(images)}
         report[name] = {
             v: {

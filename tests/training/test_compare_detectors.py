@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from models import Detector, DetectorConfig, Generator, GeneratorConfig, save_model
+from models import Detector, DetectorConfig, Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, save_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,3 +53,35 @@ def test_two_detectors_on_two_generators(tmp_path: Path) -> None:
                 assert (fig["accuracy"], fig["roc_auc"]) == (other["accuracy"], other["roc_auc"])
     table = out.with_suffix(".md").read_text()
     assert table.count("\n| `") == 4  # a row per generator and detector
+
+
+def test_a_discriminator_is_judged_with_labels_on_conditional_generators_only(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    generators = [tmp_path / "g-cond", tmp_path / "g-uncond"]
+    save_model(Generator(GeneratorConfig(channels=2)), generators[0])
+    save_model(Generator(GeneratorConfig(channels=2, num_classes=0)), generators[1])
+    save_model(Detector(DetectorConfig(channels=2)), tmp_path / "det", metrics={"temperature": 1.0})
+    save_model(Discriminator(DiscriminatorConfig(channels=2)), tmp_path / "disc")
+    out = tmp_path / "both.json"
+    command = [sys.executable, str(ROOT / "scripts" / "compare_detectors.py"), "--samples", "40", "--out", str(out)]
+    command += ["--discriminator", str(tmp_path / "disc"), "--detector", str(tmp_path / "det")]
+    command += [arg for g in generators for arg in ("--generator", str(g))]
+    subprocess.run(command, check=True, cwd=ROOT, capture_output=True, timeout=300)
+
+    report = json.loads(out.read_text())
+    detector, discriminator = report["detectors"][str(tmp_path / "det")], report["detectors"][str(tmp_path / "disc")]
+    assert (detector["kind"], discriminator["kind"]) == ("Detector", "Discriminator")
+    assert discriminator["temperature"] == 1.0  # a GAN discriminator has none
+    assert list(discriminator["figures"]) == [str(generators[0])]  # no labels to give the unconditional one
+    for version in ("clean", "jpeg75"):
+        assert set(discriminator["figures"][str(generators[0])][version]) == {"labelled"}
+    assert list(detector["figures"]) == [str(g) for g in generators]
+    # A row per generator and judge that has figures for it: 2 for the detector, 1 for the discriminator.
+    assert out.with_suffix(".md").read_text().count("\n| `") == 3
+
+
+def test_compare_detectors_needs_a_model_to_judge(tmp_path: Path) -> None:
+    command = [sys.executable, str(ROOT / "scripts" / "compare_detectors.py"), "--generator", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "give at least one --detector or --discriminator" in result.stderr
