@@ -85,7 +85,8 @@ class DetectorOptions:
     batch_size: int = 128  # images per step: half real, half fake
     lr: float = 1e-3  # AdamW, cosine-decayed to 0 over the run
     weight_decay: float = 1e-4
-    channels: int = 16  # detector width at 28x28
+    channels: int = 16  # detector width at 28x28 (with ``init``: the starting detector's)
+    init: str | None = None  # detector checkpoint to start from (fine-tuning); None: random weights
     label_dropout: float = 0.3  # probability that a label is withheld (the detector must work without)
     val_size: int = 5000  # real training images held out for validation and calibration (plus as many fakes)
     test_samples: int = 2000  # real test images, and fakes per generator, for the test figures
@@ -192,12 +193,18 @@ def withhold_labels(
 
 
 class FakeSource:
-    """Frozen generators, sampled in equal shares; conditional ones get uniform random labels."""
+    """Frozen generators, sampled in shares; conditional ones get uniform random labels.
+
+    Each directory given is one equal share, so a directory given twice is loaded
+    once and draws two shares of the fakes.
+    """
 
     def __init__(self, directories: Sequence[str | Path], device: torch.device) -> None:
-        self.paths = [str(d) for d in directories]
+        given = [str(d) for d in directories]
+        self.paths = list(dict.fromkeys(given))  # unique, in the order first given
+        self.shares = [given.count(p) for p in self.paths]
         self.generators: list[Generator] = [
-            load_model(d, expected=Generator, device=device).requires_grad_(False) for d in directories
+            load_model(d, expected=Generator, device=device).requires_grad_(False) for d in self.paths
         ]
         self.device = device
 
@@ -206,14 +213,16 @@ class FakeSource:
         return any(g.conditional for g in self.generators)
 
     def describe(self) -> list[dict[str, Any]]:
-        """What each generator is, for the detector's training facts."""
+        """What each generator is, and its share of the fakes, for the detector's training facts."""
         rows = []
-        for path, g in zip(self.paths, self.generators, strict=True):
+        total = sum(self.shares)
+        for path, g, share in zip(self.paths, self.generators, self.shares, strict=True):
             facts = g.checkpoint.get("training", {})
             rows.append(
                 {
                     "path": path,
                     "conditional": g.conditional,
+                    "share": share / total,
                     **{k: facts[k] for k in ("epochs", "seed", "dataset", "code_version") if k in facts},
                 }
             )
@@ -230,11 +239,18 @@ class FakeSource:
         images = quantize(g(z, y if g.conditional else None)).squeeze(1)  # (n, 28, 28) uint8, as served
         return images.cpu(), y.cpu()
 
+    def counts(self, n: int) -> list[int]:
+        """How many of n fakes each generator draws: in proportion to its shares, remainders to the first."""
+        total = sum(self.shares)
+        counts = [n * s // total for s in self.shares]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        return counts
+
     def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """n fresh fakes shared among the generators (the first ones take the remainder)."""
-        k = len(self.generators)
-        shares = [n // k + (1 if i < n % k else 0) for i in range(k)]
-        parts = [self.sample_from(g, s, rng) for g, s in zip(self.generators, shares, strict=True) if s]
+        """n fresh fakes shared among the generators."""
+        counts = self.counts(n)
+        parts = [self.sample_from(g, c, rng) for g, c in zip(self.generators, counts, strict=True) if c]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
@@ -325,16 +341,48 @@ class DetectorTrainer:
         if (self.run_dir / OPTIONS_NAME).exists():
             raise ValueError(f"{self.run_dir} already holds a run ({OPTIONS_NAME}); choose a new --out")
         self.device = resolve_device(opts.device)
+        self.code_version = code_version()  # the code that trains, not the checkout at export time
         torch.manual_seed(opts.seed)
         self.fakes = FakeSource(opts.generators, self.device)
-        # A detector only needs labels when some generator is conditional: otherwise no fake ever carries one.
-        num_classes = NUM_CLASSES if self.fakes.any_conditional else 0
-        self.detector = Detector(DetectorConfig(num_classes=num_classes, channels=opts.channels)).to(self.device)
+        self.init_facts: dict[str, Any] | None = None
+        if opts.init is not None:
+            self.detector = self._load_init(opts.init)
+        else:
+            # A detector only needs labels when some generator is conditional: otherwise no fake ever carries one.
+            num_classes = NUM_CLASSES if self.fakes.any_conditional else 0
+            self.detector = Detector(DetectorConfig(num_classes=num_classes, channels=opts.channels)).to(self.device)
         self.optimizer = torch.optim.AdamW(self.detector.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=opts.steps)
         self.torch_rng = torch.Generator(device=self.device).manual_seed(opts.seed)
         self.np_rng = np.random.default_rng(opts.seed)
         self.step = 0
+
+    def _load_init(self, path: str) -> Detector:
+        """The detector to fine-tune: its weights and width; refused when it cannot use the generators' labels."""
+        detector = load_model(path, expected=Detector, device=self.device)
+        assert isinstance(detector, Detector)
+        if detector.config.channels != self.opts.channels:
+            raise ValueError(
+                f"--init {path} has width {detector.config.channels}, not --channels {self.opts.channels}; "
+                "omit --channels to keep the detector's width"
+            )
+        if self.fakes.any_conditional and not detector.conditional:
+            raise ValueError(f"--init {path} takes no labels, but a --generator is conditional; start from scratch")
+        facts = detector.checkpoint.get("training", {})
+        # Calibration and model selection need validation images the starting detector never trained on.
+        same_split = {"seed": self.opts.seed, "dataset": self.opts.dataset, "val_images": self.opts.val_size}
+        differ = [f"{k} {facts.get(k)!r} (here {v!r})" for k, v in same_split.items() if facts.get(k) != v]
+        if differ:
+            raise ValueError(
+                f"--init {path} was trained with another validation split ({', '.join(differ)}): "
+                "use the same --seed, --dataset and --val-size, or its validation images were training images"
+            )
+        self.init_facts = {
+            "path": path,
+            **{k: facts[k] for k in ("steps", "seed", "train_images", "code_version") if k in facts},
+        }
+        detector.requires_grad_(True)
+        return detector
 
     def _split_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training images split by a seeded permutation into (train, val) images and labels."""
@@ -376,6 +424,11 @@ class DetectorTrainer:
 
         # Load the real images and hold out the validation split.
         train_x, train_y, val_x, val_y = self._split_data()
+        if self.init_facts is not None and self.init_facts.get("train_images") != len(train_x):
+            raise ValueError(
+                f"--init {opts.init} trained on {self.init_facts.get('train_images')} images, this run on {len(train_x)}: "
+                "use the same --limit, or its validation images were training images"
+            )
         val_images, val_labels, val_targets = self._validation_set(val_x, val_y)
         train_x, train_y = train_x.to(dev), train_y.to(dev)
         log.info(
@@ -481,10 +534,11 @@ class DetectorTrainer:
             "augment": dataclasses.asdict(opts.augment),
             "generators": self.fakes.describe(),
             "holdout_generators": list(opts.holdout_generators),
+            "init": self.init_facts,
             "seed": opts.seed,
             "device": str(dev),
             "seconds": seconds,
-            "code_version": code_version(),
+            "code_version": self.code_version,
             "torch": torch.__version__,
         }
         save_model(self.detector, self.run_dir / "detector", training=facts, metrics=metrics)
@@ -498,7 +552,7 @@ class DetectorTrainer:
         n = min(opts.test_samples, len(test))
         real = balanced_subset(test, class_counts(n, NUM_CLASSES), stream_seed(opts.seed, "detector-test-real"))
         fakes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        seen = list(zip(opts.generators, self.fakes.generators, strict=True))
+        seen = list(zip(self.fakes.paths, self.fakes.generators, strict=True))
         unseen = [(p, load_model(p, expected=Generator, device=self.device)) for p in opts.holdout_generators]
         for kind, pairs in (("seen", seen), ("unseen", unseen)):
             for path, g in pairs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from models import CheckpointError
+from models import CheckpointError, read_config
 from training.data import DATASETS, DataError
 from training.detector import AugmentOptions, DetectorOptions, train_detector
 
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         required=True,
-        help="generator checkpoint to train against (repeatable; fakes are shared equally)",
+        help="generator checkpoint to train against (repeatable; fakes are shared equally, so a DIR given twice gets two shares)",
     )
     p.add_argument(
         "--holdout-generator",
@@ -43,7 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step, half real and half fake")
     p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate (cosine-decayed)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--channels", type=int, default=d.channels, help="detector width at 28x28")
+    p.add_argument(
+        "--channels", type=int, default=None, help=f"detector width at 28x28 (default {d.channels}; with --init, its)"
+    )
+    p.add_argument(
+        "--init",
+        metavar="DETECTOR_DIR",
+        help="start from this detector checkpoint's weights (fine-tuning; recalibrated at the end)",
+    )
     p.add_argument("--label-dropout", type=float, default=d.label_dropout, help="probability a label is withheld")
     p.add_argument(
         "--val-size", type=int, default=d.val_size, help="real training images held out (plus as many fakes)"
@@ -61,6 +68,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
 
+def _channels(args: argparse.Namespace) -> int:
+    """--channels, else the --init detector's width, else the default."""
+    if args.channels is not None:
+        return args.channels
+    if args.init is not None:
+        try:
+            return int(read_config(args.init)["config"]["channels"])
+        except (CheckpointError, KeyError, TypeError, ValueError):
+            return _D.channels  # the trainer reports what is wrong with the checkpoint
+    return _D.channels
+
+
 def run(args: argparse.Namespace) -> int:
     augment = AugmentOptions(shift_p=args.shift_p, jpeg_p=args.jpeg_p, png_p=args.png_p, rgb_p=args.rgb_p)
     opts = DetectorOptions(
@@ -73,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
-        channels=args.channels,
+        channels=_channels(args),
+        init=args.init,
         label_dropout=args.label_dropout,
         val_size=args.val_size,
         test_samples=args.test_samples,
