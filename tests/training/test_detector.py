@@ -22,7 +22,7 @@ from models import (
 )
 from training.calibration import binary_nll, calibrate, fit_temperature
 from training.cli import main
-from training.detector import UNKNOWN, AugmentOptions, augment, reencode, shift, withhold_labels
+from training.detector import UNKNOWN, AugmentOptions, FakeSource, augment, reencode, shift, withhold_labels
 from training.metrics.detection import detection_figures_from_logits
 
 # The network ------------------------------------------------------------------------------------
@@ -269,3 +269,69 @@ def test_an_existing_run_is_not_overwritten(tiny_data, tmp_path, generators, cap
     (tmp_path / "r" / "options.json").write_text("{}")
     assert main(["train-detector", "--out", str(tmp_path / "r"), "--generator", str(generators[0]), *TINY]) == 2
     assert "already holds a run" in caplog.text
+
+
+def test_init_fine_tunes_an_existing_detector_and_records_where_it_started(tiny_data, tmp_path, generators):
+    first, second = tmp_path / "first", tmp_path / "second"
+    base = ["train-detector", "--generator", str(generators[0])]
+    assert main([*base, "--out", str(first), *TINY]) == 0
+    start = load_model(first / "detector", expected=Detector)
+    # No --channels: the starting detector's width is kept.
+    tiny = [a for i, a in enumerate(TINY) if a != "--channels" and (i == 0 or TINY[i - 1] != "--channels")]
+    assert main([*base, "--out", str(second), "--init", str(first / "detector"), *tiny]) == 0
+
+    tuned = load_model(second / "detector", expected=Detector)
+    assert tuned.config.channels == 4
+    config = json.loads((second / "detector" / "config.json").read_text())
+    init = config["training"]["init"]
+    assert init["path"] == str(first / "detector") and init["steps"] == 4 and init["train_images"] == 160
+    assert json.loads((second / "options.json").read_text())["init"] == str(first / "detector")
+    assert json.loads((first / "detector" / "config.json").read_text())["training"]["init"] is None
+    # It trained from the starting weights: four more steps moved them, but not far.
+    a, b = start.state_dict(), tuned.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    fresh = Detector(DetectorConfig(channels=4)).eval()
+    with torch.no_grad():
+        moved = (tuned(x) - start(x)).abs().mean()
+        assert moved < (fresh(x) - start(x)).abs().mean()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--channels", "6"], "has width 4, not --channels 6"),
+        (["--channels", "4", "--val-size", "30"], "another validation split (val_images 40 (here 30))"),
+        (["--channels", "4", "--seed", "1"], "another validation split (seed 0 (here 1))"),
+        (["--channels", "4", "--limit", "150"], "trained on 160 images, this run on 110"),
+    ],
+)
+def test_init_refuses_another_width_or_validation_split(tiny_data, tmp_path, generators, caplog, extra, message):
+    first = tmp_path / "first"
+    assert main(["train-detector", "--generator", str(generators[0]), "--out", str(first), *TINY]) == 0
+    tiny = TINY[TINY.index("--steps") : TINY.index("--channels")] + TINY[TINY.index("--channels") + 2 :]
+    args = ["train-detector", "--generator", str(generators[0]), "--out", str(tmp_path / "r")]
+    assert main([*args, "--init", str(first / "detector"), *tiny, *extra]) == 2
+    assert message in caplog.text
+    assert not (tmp_path / "r" / "detector").exists()
+
+
+def test_init_refuses_a_label_free_detector_for_conditional_generators(tiny_data, tmp_path, generators, caplog):
+    free = tmp_path / "free"
+    assert main(["train-detector", "--generator", str(generators[1]), "--out", str(free), *TINY]) == 0
+    args = ["train-detector", "--generator", str(generators[0]), "--out", str(tmp_path / "r"), *TINY]
+    assert main([*args, "--init", str(free / "detector")]) == 2
+    assert "takes no labels" in caplog.text
+
+
+def test_a_generator_given_twice_draws_two_shares(generators):
+    conditional, unconditional = (str(g) for g in generators)
+    source = FakeSource([conditional, unconditional, conditional], torch.device("cpu"))
+    assert source.paths == [conditional, unconditional] and len(source.generators) == 2
+    assert source.counts(64) == [43, 21] and source.counts(3) == [2, 1] and source.counts(1) == [1, 0]
+    assert [row["share"] for row in source.describe()] == pytest.approx([2 / 3, 1 / 3])
+    images, labels = source.sample(30, torch.Generator().manual_seed(0))
+    assert images.shape == (30, 28, 28) and images.dtype == torch.uint8
+    assert int((labels == UNKNOWN).sum()) == 10  # the unconditional generator's share
+    # Given once each, the shares are equal, the first ones taking the remainder.
+    assert FakeSource([conditional, unconditional], torch.device("cpu")).counts(5) == [3, 2]
