@@ -18,6 +18,9 @@ router = APIRouter(include_in_schema=False)
 
 SWAGGER_ASSETS_DIR = Path(str(resources.files("fastapi_swagger") / "resources"))
 SWAGGER_ASSETS_PREFIX = "/docs/assets/"
+# The only files of that folder /docs loads; the rest of it (the package's __init__.py, its bytecode, an
+# icon the page does not use) is not served.
+SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css")
 
 
 @router.get("/openapi.json")
@@ -30,8 +33,8 @@ async def docs(request: Request) -> HTMLResponse:
     return get_swagger_ui_html(
         openapi_url="/openapi.json",
         title=f"{request.app.title} - API",
-        swagger_js_url=f"{SWAGGER_ASSETS_PREFIX}swagger-ui-bundle.js",
-        swagger_css_url=f"{SWAGGER_ASSETS_PREFIX}swagger-ui.css",
+        swagger_js_url=f"{SWAGGER_ASSETS_PREFIX}{SWAGGER_ASSETS[0]}",
+        swagger_css_url=f"{SWAGGER_ASSETS_PREFIX}{SWAGGER_ASSETS[1]}",
         swagger_favicon_url="/static/favicon.svg",
         # No validator badge: Swagger UI would send the schema's URL to validator.swagger.io for it.
         swagger_ui_parameters={"validatorUrl": None},

@@ -16,6 +16,7 @@ as any route (the middleware sits inside RequestMiddleware).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -27,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_response
-from service.routes.docs import SWAGGER_ASSETS_DIR, SWAGGER_ASSETS_PREFIX
+from service.routes.docs import SWAGGER_ASSETS, SWAGGER_ASSETS_DIR, SWAGGER_ASSETS_PREFIX
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 STATIC_PREFIX = "/static/"
@@ -43,6 +44,19 @@ _SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-cache"),  # revalidate (ETag) on each load, so an upgraded service shows its new page
 ]
+
+
+class _NamedFiles(StaticFiles):
+    """StaticFiles that serves only the named files of its folder (a 404 for anything else in it)."""
+
+    def __init__(self, *, directory: Path, names: tuple[str, ...]) -> None:
+        super().__init__(directory=directory)
+        self.names = frozenset(names)
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if path not in self.names:
+            return "", None
+        return super().lookup_path(path)
 
 
 def is_page_path(path: str) -> bool:
@@ -70,7 +84,9 @@ class PageMiddleware:
         self._index = Route("/", _index, methods=["GET"])
         self._static = Mount("/static", StaticFiles(directory=static_dir), name="static")
         self._swagger = Mount(
-            SWAGGER_ASSETS_PREFIX.rstrip("/"), StaticFiles(directory=SWAGGER_ASSETS_DIR), name="swagger"
+            SWAGGER_ASSETS_PREFIX.rstrip("/"),
+            _NamedFiles(directory=SWAGGER_ASSETS_DIR, names=SWAGGER_ASSETS),
+            name="swagger",
         )
         self._page = Starlette(
             routes=[self._index, self._static, self._swagger], exception_handlers={HTTPException: _http_error}

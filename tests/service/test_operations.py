@@ -171,6 +171,9 @@ def test_docs_page_loads_swagger_ui_from_the_service_not_a_cdn(client, keyed_cli
     assert keyed_client.get("/docs").status_code == 401
     missing = client.get("/docs/assets/nothing.js")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    # Only the files /docs loads: the rest of the package's folder is not served.
+    for other in ("__init__.py", "favicon-32x32.png", "__pycache__", "__pycache__/__init__.cpython-311.pyc"):
+        assert client.get(f"/docs/assets/{other}").status_code == 404, other
 
 
 def test_bad_checkpoint_stops_startup_naming_the_file(tmp_path) -> None:
