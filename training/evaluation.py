@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models import WEIGHTS_DIR, Classifier, Generator, load_model, update_metrics
+from models import WEIGHTS_DIR, Classifier, Generator, load_model, read_temperature, update_metrics
 from models.images import quantize, to_float
 from training.data import Split, load_split
 from training.device import resolve_device
@@ -232,8 +232,7 @@ def _detection(
     targets = torch.cat([torch.ones(len(real)), torch.zeros(len(fakes))])  # 1 = real
     results = []
     for kind, path, model in scorers:
-        metrics = model.checkpoint.get("metrics") or {}
-        temperature = float(metrics.get("temperature") or 1.0)
+        temperature = read_temperature(model.checkpoint, path) or 1.0
         logits = score_real_fake(model, images, labels, device, opts.batch_size)
         figures = detection_figures_from_logits(logits.numpy(), targets.numpy(), temperature=temperature)
         training = model.checkpoint.get("training") or {}

@@ -116,6 +116,8 @@ def test_discriminator_answers_from_its_own_logit(weights, png, capsys):
         ("missing-file", "no such file"),
         ("discriminator-without-label", "needs the image's class"),
         ("no-weights", "cannot load the detector"),
+        ("bad-temperature", "detector/config.json: metrics.temperature must be a positive number, got '0.5'"),
+        ("zero-temperature", "metrics.temperature must be a positive number, got 0"),
     ],
 )
 def test_errors_exit_nonzero_with_a_message_and_no_stdout(weights, png, tmp_path, capsys, case, message):
@@ -136,6 +138,10 @@ def test_errors_exit_nonzero_with_a_message_and_no_stdout(weights, png, tmp_path
         extra = ["--model", "discriminator"]
     elif case == "no-weights":
         folder = tmp_path / "empty-weights"
+    elif case in ("bad-temperature", "zero-temperature"):
+        folder = tmp_path / case
+        value = "0.5" if case == "bad-temperature" else 0  # a string is not a number, even a numeric one
+        save_model(fixed_detector(2.0), folder / "detector", metrics={"temperature": value})
     code, out, err = classify(["--image", str(image), "--weights-dir", str(folder), *extra], capsys)
     assert code != 0
     assert out == ""

@@ -12,6 +12,8 @@ from torch import nn
 from models import (
     Classifier,
     ClassifierConfig,
+    Detector,
+    DetectorConfig,
     Discriminator,
     DiscriminatorConfig,
     Generator,
@@ -229,6 +231,10 @@ def test_wrong_checkpoint_kinds_are_clear_errors(models_dir, tiny_data, tmp_path
         gen = str(models_dir / "gen")
         assert main([*base, "--generator", gen, "--metrics", "detection", "--discriminator", gen]) == 2
         assert "not a real/fake discriminator or detector" in caplog.text
+        caplog.clear()
+        bad = save_model(Detector(DetectorConfig(channels=4)), tmp_path / "det", metrics={"temperature": -1})
+        assert main([*base, "--generator", gen, "--metrics", "detection", "--detector", str(bad)]) == 2
+        assert "det/config.json: metrics.temperature must be a positive number, got -1" in caplog.text
     assert not (tmp_path / "r.json").exists()
 
 
@@ -251,13 +257,9 @@ def test_inception_fid_on_a_few_images(models_dir, tiny_data):
 
 
 def test_a_detector_checkpoint_is_measured_like_a_discriminator(models_dir, tiny_data):
-    import models
-
-    if not hasattr(models, "Detector"):
-        pytest.skip("no Detector class in models yet")
     torch.manual_seed(0)
     path = models_dir / "detector"
-    save_model(models.Detector(models.DetectorConfig(channels=4)), path, metrics={"temperature": 1.5})
+    save_model(Detector(DetectorConfig(channels=4)), path, metrics={"temperature": 1.5})
     report = evaluate(tiny_options(models_dir, metrics=("detection",), detectors=[str(path)]))
     (det,) = report["detection"]
     assert det["class_name"] == "Detector" and det["kind"] == "detector" and det["temperature"] == 1.5

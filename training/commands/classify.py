@@ -28,6 +28,7 @@ from models import (
     UnknownLabelError,
     load_model,
     parse_label,
+    read_temperature,
     to_float,
 )
 from models.imaging import ImageDecodeError, decode_image
@@ -103,6 +104,10 @@ def classify(
             else f" (train one, or point --weights-dir at a folder with {model_name}/)"
         )
         raise ClassifyError(f"cannot load the {model_name}: {exc}{hint}") from None
+    try:
+        temperature = read_temperature(model.checkpoint, weights_dir / model_name) or 1.0
+    except CheckpointError as exc:
+        raise ClassifyError(f"cannot use the {model_name}: {exc}") from None
     if isinstance(model, Discriminator) and model.conditional and y is None:
         raise ClassifyError("the conditional discriminator needs the image's class: give --label (an id 0-9 or a name)")
     if y is not None and not model.conditional:
@@ -113,9 +118,6 @@ def classify(
     labels = torch.tensor([y], device=device) if y is not None and model.conditional else None
     with torch.no_grad():
         logit = float(model(x, labels)[0])
-    temperature = float(model.checkpoint.get("metrics", {}).get("temperature", 1.0))
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ClassifyError(f"{weights_dir / model_name}: metrics.temperature must be a positive number")
     return decide(logit, temperature)
 
 
