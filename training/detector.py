@@ -418,17 +418,17 @@ class DetectorTrainer:
     def train(self) -> dict[str, Any]:
         """Train, keep the best validated weights, calibrate, evaluate on the test split, export."""
         opts, dev = self.opts, self.device
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        # Write the options before the first step.
-        (self.run_dir / OPTIONS_NAME).write_text(json.dumps(opts.to_json(), indent=2) + "\n")
-
-        # Load the real images and hold out the validation split.
+        # Load the real images and hold out the validation split (refused before the run directory exists).
         train_x, train_y, val_x, val_y = self._split_data()
         if self.init_facts is not None and self.init_facts.get("train_images") != len(train_x):
             raise ValueError(
                 f"--init {opts.init} trained on {self.init_facts.get('train_images')} images, this run on {len(train_x)}: "
                 "use the same --limit, or its validation images were training images"
             )
+
+        # Write the options before the first step.
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / OPTIONS_NAME).write_text(json.dumps(opts.to_json(), indent=2) + "\n")
         val_images, val_labels, val_targets = self._validation_set(val_x, val_y)
         train_x, train_y = train_x.to(dev), train_y.to(dev)
         log.info(

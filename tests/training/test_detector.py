@@ -313,7 +313,7 @@ def test_init_refuses_another_width_or_validation_split(tiny_data, tmp_path, gen
     args = ["train-detector", "--generator", str(generators[0]), "--out", str(tmp_path / "r")]
     assert main([*args, "--init", str(first / "detector"), *tiny, *extra]) == 2
     assert message in caplog.text
-    assert not (tmp_path / "r" / "detector").exists()
+    assert not (tmp_path / "r").exists()  # refused before the run directory is made: --out can be used again
 
 
 def test_init_refuses_a_label_free_detector_for_conditional_generators(tiny_data, tmp_path, generators, caplog):
