@@ -147,6 +147,8 @@ def test_design_card_calls_over_real_http(service, tmp_path: Path) -> None:
 def test_overload_answers_503_with_retry_after(service, tmp_path: Path) -> None:
     _, url, _ = service
     # 24 requests at once for 100 images each: one runs, one waits, and the queue (of one) is full for the rest.
+    # On a busy machine the worker may not have taken the first from the queue before the others arrive,
+    # so only that one is served: at least one 200 is certain, a second is not.
     targets = [arg for i in range(24) for arg in ("-o", "/dev/null", f"{url}/generate?label=1&n=100&seed={i}")]
     result = curl(
         "--parallel",
@@ -161,7 +163,7 @@ def test_overload_answers_503_with_retry_after(service, tmp_path: Path) -> None:
     statuses = [int(answer[0]) for answer in answers]
     assert len(statuses) == 24
     assert set(statuses) == {200, 503}, statuses
-    assert statuses.count(200) >= 2
+    assert statuses.count(200) >= 1
     assert all(answer == ["503", "1"] for answer in answers if answer[0] == "503")  # with Retry-After: 1
     text = curl(f"{url}/metrics").stdout.decode()
     assert metric(text, "fgan_engine_rejected_total", model="generator", reason="queue_full") == statuses.count(503)
