@@ -49,6 +49,7 @@ from training.metrics.detection import detection_figures_from_logits
 log = logging.getLogger(__name__)
 
 OPTIONS_NAME = "options.json"
+DEFAULT_CHANNELS = 16  # detector width at 28x28 when neither --channels nor --init gives one
 UNKNOWN = -1  # label of an image whose class is not given
 EVAL_JPEG_QUALITY = 75  # the "under JPEG re-encoding" test figures
 
@@ -85,7 +86,7 @@ class DetectorOptions:
     batch_size: int = 128  # images per step: half real, half fake
     lr: float = 1e-3  # AdamW, cosine-decayed to 0 over the run
     weight_decay: float = 1e-4
-    channels: int = 16  # detector width at 28x28 (with ``init``: the starting detector's)
+    channels: int | None = None  # detector width at 28x28; None: the ``init`` detector's, else DEFAULT_CHANNELS
     init: str | None = None  # detector checkpoint to start from (fine-tuning); None: random weights
     label_dropout: float = 0.3  # probability that a label is withheld (the detector must work without)
     val_size: int = 5000  # real training images held out for validation and calibration (plus as many fakes)
@@ -350,6 +351,7 @@ class DetectorTrainer:
         else:
             # A detector only needs labels when some generator is conditional: otherwise no fake ever carries one.
             num_classes = NUM_CLASSES if self.fakes.any_conditional else 0
+            opts.channels = DEFAULT_CHANNELS if opts.channels is None else opts.channels
             self.detector = Detector(DetectorConfig(num_classes=num_classes, channels=opts.channels)).to(self.device)
         self.optimizer = torch.optim.AdamW(self.detector.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=opts.steps)
@@ -361,6 +363,8 @@ class DetectorTrainer:
         """The detector to fine-tune: its weights and width; refused when it cannot use the generators' labels."""
         detector = load_model(path, expected=Detector, device=self.device)
         assert isinstance(detector, Detector)
+        if self.opts.channels is None:
+            self.opts.channels = detector.config.channels  # recorded in options.json
         if detector.config.channels != self.opts.channels:
             raise ValueError(
                 f"--init {path} has width {detector.config.channels}, not --channels {self.opts.channels}; "
@@ -381,7 +385,6 @@ class DetectorTrainer:
             "path": path,
             **{k: facts[k] for k in ("steps", "seed", "train_images", "code_version") if k in facts},
         }
-        detector.requires_grad_(True)
         return detector
 
     def _split_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

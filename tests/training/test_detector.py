@@ -193,6 +193,7 @@ def test_the_prior_keeps_a_perfectly_separated_validation_set_from_driving_t_to_
 
 TINY = ["--steps", "4", "--batch-size", "16", "--channels", "4", "--val-size", "40", "--test-samples", "24"]
 TINY += ["--eval-every", "2", "--log-every", "2", "--device", "cpu", "--no-progress"]
+TINY_ANY_WIDTH = [a for i, a in enumerate(TINY) if "--channels" not in (a, TINY[i - 1])]  # for --init runs
 
 
 @pytest.fixture
@@ -277,8 +278,7 @@ def test_init_fine_tunes_an_existing_detector_and_records_where_it_started(tiny_
     assert main([*base, "--out", str(first), *TINY]) == 0
     start = load_model(first / "detector", expected=Detector)
     # No --channels: the starting detector's width is kept.
-    tiny = [a for i, a in enumerate(TINY) if a != "--channels" and (i == 0 or TINY[i - 1] != "--channels")]
-    assert main([*base, "--out", str(second), "--init", str(first / "detector"), *tiny]) == 0
+    assert main([*base, "--out", str(second), "--init", str(first / "detector"), *TINY_ANY_WIDTH]) == 0
 
     tuned = load_model(second / "detector", expected=Detector)
     assert tuned.config.channels == 4
@@ -309,9 +309,8 @@ def test_init_fine_tunes_an_existing_detector_and_records_where_it_started(tiny_
 def test_init_refuses_another_width_or_validation_split(tiny_data, tmp_path, generators, caplog, extra, message):
     first = tmp_path / "first"
     assert main(["train-detector", "--generator", str(generators[0]), "--out", str(first), *TINY]) == 0
-    tiny = TINY[TINY.index("--steps") : TINY.index("--channels")] + TINY[TINY.index("--channels") + 2 :]
     args = ["train-detector", "--generator", str(generators[0]), "--out", str(tmp_path / "r")]
-    assert main([*args, "--init", str(first / "detector"), *tiny, *extra]) == 2
+    assert main([*args, "--init", str(first / "detector"), *TINY_ANY_WIDTH, *extra]) == 2
     assert message in caplog.text
     assert not (tmp_path / "r").exists()  # refused before the run directory is made: --out can be used again
 

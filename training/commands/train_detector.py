@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from models import CheckpointError, read_config
+from models import CheckpointError
 from training.data import DATASETS, DataError
-from training.detector import AugmentOptions, DetectorOptions, train_detector
+from training.detector import DEFAULT_CHANNELS, AugmentOptions, DetectorOptions, train_detector
 
 NAME = "train-detector"
 HELP = (
@@ -44,7 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate (cosine-decayed)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument(
-        "--channels", type=int, default=None, help=f"detector width at 28x28 (default {d.channels}; with --init, its)"
+        "--channels",
+        type=int,
+        default=None,
+        help=f"detector width at 28x28 (default {DEFAULT_CHANNELS}; with --init, its)",
     )
     p.add_argument(
         "--init",
@@ -68,18 +71,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
 
-def _channels(args: argparse.Namespace) -> int:
-    """--channels, else the --init detector's width, else the default."""
-    if args.channels is not None:
-        return args.channels
-    if args.init is not None:
-        try:
-            return int(read_config(args.init)["config"]["channels"])
-        except (CheckpointError, KeyError, TypeError, ValueError):
-            return _D.channels  # the trainer reports what is wrong with the checkpoint
-    return _D.channels
-
-
 def run(args: argparse.Namespace) -> int:
     augment = AugmentOptions(shift_p=args.shift_p, jpeg_p=args.jpeg_p, png_p=args.png_p, rgb_p=args.rgb_p)
     opts = DetectorOptions(
@@ -92,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         weight_decay=args.weight_decay,
-        channels=_channels(args),
+        channels=args.channels,
         init=args.init,
         label_dropout=args.label_dropout,
         val_size=args.val_size,
