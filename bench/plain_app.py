@@ -36,7 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The model the service's /classify uses by default, with its temperature (1 when it has none).
     name = default_classifier_name(weights)
     state["judge"] = models.load_model(weights / name)
-    state["temperature"] = models.read_temperature(state["judge"].checkpoint, weights / name) or 1.0
+    state["temperature"] = models.read_temperature(state["judge"].checkpoint, weights / name, default=1.0)
     yield
 
 

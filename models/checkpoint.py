@@ -102,14 +102,17 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def read_temperature(checkpoint: dict[str, Any], directory: str | os.PathLike) -> float | None:
-    """A calibrated model's temperature (``metrics.temperature``; logits are divided by it), or None.
+def read_temperature(
+    checkpoint: dict[str, Any], directory: str | os.PathLike, default: float | None = None
+) -> float | None:
+    """A calibrated model's temperature (``metrics.temperature``; logits are divided by it), or ``default``
+    when the checkpoint holds none (callers that divide by it pass 1.0; the service keeps None).
 
     Raises CheckpointError, naming the directory's config.json, when it is not a positive number.
     """
     value = (checkpoint.get("metrics") or {}).get("temperature")
     if value is None:
-        return None
+        return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise CheckpointError(
             f"{Path(directory) / CONFIG_NAME}: metrics.temperature must be a positive number, got {value!r}"

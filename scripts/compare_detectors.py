@@ -69,7 +69,7 @@ def main() -> None:
     judges = [(path, Detector) for path in args.detector] + [(path, Discriminator) for path in args.discriminator]
     for path, cls in judges:
         detector = load_model(path, expected=cls, device=device)
-        temperature = read_temperature(detector.checkpoint, path) or 1.0
+        temperature = read_temperature(detector.checkpoint, path, default=1.0)
         figures = evaluate_detector(
             detector,
             real.images,

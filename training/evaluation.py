@@ -232,7 +232,7 @@ def _detection(
     targets = torch.cat([torch.ones(len(real)), torch.zeros(len(fakes))])  # 1 = real
     results = []
     for kind, path, model in scorers:
-        temperature = read_temperature(model.checkpoint, path) or 1.0
+        temperature = read_temperature(model.checkpoint, path, default=1.0)
         logits = score_real_fake(model, images, labels, device, opts.batch_size)
         figures = detection_figures_from_logits(logits.numpy(), targets.numpy(), temperature=temperature)
         training = model.checkpoint.get("training") or {}

@@ -154,6 +154,8 @@ def test_read_temperature_accepts_positive_numbers_and_names_the_file_otherwise(
     assert read_temperature({}, tmp_path) is None
     assert read_temperature({"metrics": {"note": "x"}}, tmp_path) is None
     assert read_temperature({"metrics": {"temperature": 2}}, tmp_path) == 2.0
+    assert read_temperature({}, tmp_path, default=1.0) == 1.0  # what the callers that divide by it pass
+    assert read_temperature({"metrics": {"temperature": 2}}, tmp_path, default=1.0) == 2.0
     for bad in (0, -1.5, float("nan"), float("inf"), True, "1.0"):
         with pytest.raises(CheckpointError, match=rf"{CONFIG_NAME}: metrics.temperature must be a positive number"):
             read_temperature({"metrics": {"temperature": bad}}, tmp_path)

@@ -403,3 +403,17 @@ def test_explain_command_writes_the_per_class_figure(tmp_path, capsys) -> None:
     assert [line.split("  ")[0].strip() for line in lines] == list(models.NAMES)
     assert main([*args[:-4], "--model", "detector"]) == 2  # no detector/ in this folder
     assert "cannot load" in capsys.readouterr().err
+
+
+def test_explain_command_refuses_a_detector_whose_temperature_is_not_a_positive_number(tmp_path, capsys) -> None:
+    from training.cli import main
+
+    weights = write_weights(tmp_path / "weights", detector=make_detector(), detector_metrics={"temperature": "hot"})
+    out = tmp_path / "explain.png"
+    args = ["explain", "--weights-dir", str(weights), "--model", "detector", "--out", str(out), "--per-class", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "detector/config.json: metrics.temperature must be a positive number" in err
+    assert not out.exists()
+    write_weights(tmp_path / "weights", detector=make_detector(), detector_metrics={"temperature": 1.5})
+    assert main(args) == 0 and out.exists()

@@ -105,7 +105,7 @@ def classify(
         )
         raise ClassifyError(f"cannot load the {model_name}: {exc}{hint}") from None
     try:
-        temperature = read_temperature(model.checkpoint, weights_dir / model_name) or 1.0
+        temperature = read_temperature(model.checkpoint, weights_dir / model_name, default=1.0)
     except CheckpointError as exc:
         raise ClassifyError(f"cannot use the {model_name}: {exc}") from None
     if isinstance(model, Discriminator) and model.conditional and y is None:

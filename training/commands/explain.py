@@ -84,9 +84,10 @@ def explain_classes(
     per_class: int,
     seed: int,
     device: torch.device,
+    temperature: float | None = None,
 ) -> tuple[np.ndarray, list[list[Explanation]]]:
-    """Generated images (10, N, 28, 28) uint8 and their explanations, one row per class."""
-    temperature = (getattr(judge, "checkpoint", {}).get("metrics") or {}).get("temperature")
+    """Generated images (10, N, 28, 28) uint8 and their explanations, one row per class (the judge's logits
+    divided by its calibration ``temperature`` when it has one)."""
     seeds = [(seed + i) % 2**32 for i in range(per_class)]
     images, rows = [], []
     for label in range(models.NUM_CLASSES):
@@ -183,7 +184,13 @@ def run(args: argparse.Namespace) -> int:
             raise ExplainError(f"no GradCAM layer is defined for a {type(judge).__name__}")
         if not generator.conditional:
             raise ExplainError("the generator is unconditional: a figure with a row per class needs a conditional one")
-        images, rows = explain_classes(generator, judge, per_class=args.per_class, seed=args.seed, device=device)
+        try:
+            temperature = models.read_temperature(judge.checkpoint, weights / args.model)
+        except CheckpointError as exc:
+            raise ExplainError(str(exc)) from None
+        images, rows = explain_classes(
+            generator, judge, per_class=args.per_class, seed=args.seed, device=device, temperature=temperature
+        )
         facts = generator.checkpoint.get("training", {})
         subtitle = (
             f"generator: {facts.get('epochs', '?')} epochs on {facts.get('dataset', '?')}, "
