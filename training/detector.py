@@ -332,6 +332,13 @@ def evaluate_detector(
 # Training ---------------------------------------------------------------------------------------
 
 
+def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation) indices of ``n`` real training images: a seeded permutation, the first ``val_size``
+    held out. A detector's ``training`` facts (seed, train_images, val_images) give its split again."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[val_size:], perm[:val_size]
+
+
 class DetectorTrainer:
     """One detector run: data, frozen generators, the loop, calibration, test figures, export."""
 
@@ -396,8 +403,7 @@ class DetectorTrainer:
                 f"{len(split)} training images cannot hold --val-size {opts.val_size} "
                 f"plus a half batch of {opts.batch_size // 2}"
             )
-        perm = torch.randperm(len(split), generator=torch.Generator().manual_seed(opts.seed))
-        val_idx, train_idx = perm[: opts.val_size], perm[opts.val_size :]
+        train_idx, val_idx = split_indices(len(split), opts.val_size, opts.seed)
         return split.images[train_idx], split.labels[train_idx], split.images[val_idx], split.labels[val_idx]
 
     def _validation_set(self, real: torch.Tensor, real_y: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -1,0 +1,126 @@
+"""Where a detector's errors come from: real images it trained on against real images it never saw, and
+images as uploaded against the same images mirrored.
+
+For each detector, its own real split is drawn again from its checkpoint's training facts (seed,
+train_images, val_images; the split ``train-detector`` made), and the share of real images it calls fake is
+measured on ``--samples`` of its training images, of its validation images and of the test images; the share
+of one generator's fresh fakes it passes as real beside them. Every set is judged clean and after a JPEG round
+trip at quality 75, as uploaded and mirrored left to right, labels given. A detector that calls far fewer of
+its training reals fake than of reals it never saw has learned those images, not only what makes an image
+real; one whose errors jump on mirrored images relies on cues with a direction. Last, the test reals that
+each detector calls fake after JPEG are compared: how many every detector gets wrong.
+
+    python scripts/detector_gap.py --detector runs/detector-ft48/detector --generator runs/gan-aux/generator \\
+        --out docs/reports/detector_gap.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models import NUM_CLASSES, Detector, Generator, load_model  # noqa: E402
+from training.data import load_split  # noqa: E402
+from training.detector import EVAL_JPEG_QUALITY, jpeg_all, predict_logits, split_indices  # noqa: E402
+from training.evaluation import balanced_subset, class_counts, generate_uint8, stream_seed  # noqa: E402
+
+VERSIONS = ("clean", f"jpeg{EVAL_JPEG_QUALITY}", "mirrored", f"mirrored+jpeg{EVAL_JPEG_QUALITY}")
+
+
+def versions(images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """uint8 (N, 28, 28) images as uploaded and mirrored, each clean and after one JPEG round trip."""
+    mirrored = images.flip(-1).contiguous()
+    return dict(zip(VERSIONS, (images, jpeg_all(images), mirrored, jpeg_all(mirrored)), strict=True))
+
+
+def real_sets(detector: Detector, path: str, samples: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``samples`` of the detector's training reals, of its validation reals, and of the test images."""
+    facts = detector.checkpoint.get("training", {})
+    missing = [k for k in ("seed", "train_images", "val_images", "dataset") if k not in facts]
+    if missing:
+        raise SystemExit(f"{path}: config.json training lacks {', '.join(missing)}; cannot draw its split again")
+    n = facts["train_images"] + facts["val_images"]
+    split = load_split("train", facts["dataset"], None, limit=n)
+    train_idx, val_idx = split_indices(n, facts["val_images"], facts["seed"])
+    pick = torch.Generator().manual_seed(seed)
+    sets = {}
+    for name, idx in (("train", train_idx), ("validation", val_idx)):
+        idx = idx[torch.randperm(len(idx), generator=pick)[:samples]]
+        sets[name] = (split.images[idx], split.labels[idx])
+    test = load_split("test", facts["dataset"], None)
+    test = balanced_subset(test, class_counts(min(samples, len(test)), NUM_CLASSES), stream_seed(seed, "gap-test"))
+    sets["test"] = (test.images, test.labels)
+    return sets
+
+
+def error_rates(detector: Detector, images: torch.Tensor, labels: torch.Tensor | None, real: bool) -> dict[str, float]:
+    """Per version: the share called fake (reals) or passed as real (fakes)."""
+    cpu = torch.device("cpu")
+    out = {}
+    for version, x in versions(images).items():
+        logits = predict_logits(detector, x, labels, cpu)
+        wrong = logits <= 0 if real else logits > 0  # "real" iff the logit is positive
+        out[version] = float(wrong.float().mean())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detector", action="append", required=True, help="detector checkpoint (repeatable)")
+    parser.add_argument("--generator", required=True, help="generator whose fresh fakes are judged beside the reals")
+    parser.add_argument("--samples", type=int, default=2000, help="images per set")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="JSON file to write")
+    args = parser.parse_args()
+    if args.samples < 1:
+        parser.error("--samples must be at least 1")
+
+    cpu = torch.device("cpu")
+    report: dict[str, object] = {
+        "command": " ".join(["python", "scripts/detector_gap.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "samples": args.samples,
+        "generator": args.generator,
+        "detectors": {},
+    }
+    wrong_on_test: dict[str, set[int]] = {}
+    fakes = None
+    for path in args.detector:
+        detector = load_model(path, expected=Detector, device=cpu)
+        sets = real_sets(detector, path, args.samples, args.seed)
+        if fakes is None:  # the same fakes, carrying the test reals' labels, for every detector
+            g = load_model(args.generator, expected=Generator, device=cpu)
+            labels = sets["test"][1] if g.conditional else None
+            images = generate_uint8(g, sets["test"][1], stream_seed(args.seed, f"gap:{args.generator}"), cpu)
+            fakes = (images, labels)
+        rates = {f"real {name}": error_rates(detector, x, y, True) for name, (x, y) in sets.items()}
+        rates["fake"] = error_rates(detector, *fakes, False)
+        report["detectors"][path] = rates
+        jpeg = jpeg_all(sets["test"][0])
+        logits = predict_logits(detector, jpeg, sets["test"][1], cpu)
+        wrong_on_test[path] = set(torch.nonzero(logits <= 0).squeeze(1).tolist())
+        print(path)
+        for name, row in rates.items():
+            print(f"  {name:<16} " + "  ".join(f"{v}: {r * 100:.2f}%" for v, r in row.items()))
+    shared = set.intersection(*wrong_on_test.values())
+    report["test_reals_called_fake_after_jpeg"] = {
+        "per_detector": {path: len(w) for path, w in wrong_on_test.items()},
+        "by_every_detector": len(shared),
+    }
+    print(f"test reals called fake after JPEG: {report['test_reals_called_fake_after_jpeg']}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
