@@ -61,15 +61,15 @@ def real_sets(detector: Detector, path: str, samples: int, seed: int) -> dict[st
     return sets
 
 
-def error_rates(detector: Detector, images: torch.Tensor, labels: torch.Tensor | None, real: bool) -> dict[str, float]:
-    """Per version: the share called fake (reals) or passed as real (fakes)."""
+def judge(detector: Detector, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Per version: the detector's verdicts, True for "real" (a positive logit)."""
     cpu = torch.device("cpu")
-    out = {}
-    for version, x in versions(images).items():
-        logits = predict_logits(detector, x, labels, cpu)
-        wrong = logits <= 0 if real else logits > 0  # "real" iff the logit is positive
-        out[version] = float(wrong.float().mean())
-    return out
+    return {version: predict_logits(detector, x, labels, cpu) > 0 for version, x in versions(images).items()}
+
+
+def error_rates(verdicts: dict[str, torch.Tensor], real: bool) -> dict[str, float]:
+    """Per version: the share called fake (reals) or passed as real (fakes)."""
+    return {version: float((said_real != real).float().mean()) for version, said_real in verdicts.items()}
 
 
 def main() -> None:
@@ -101,12 +101,12 @@ def main() -> None:
             labels = sets["test"][1] if g.conditional else None
             images = generate_uint8(g, sets["test"][1], stream_seed(args.seed, f"gap:{args.generator}"), cpu)
             fakes = (images, labels)
-        rates = {f"real {name}": error_rates(detector, x, y, True) for name, (x, y) in sets.items()}
-        rates["fake"] = error_rates(detector, *fakes, False)
+        verdicts = {f"real {name}": judge(detector, x, y) for name, (x, y) in sets.items()}
+        rates = {name: error_rates(v, real=True) for name, v in verdicts.items()}
+        rates["fake"] = error_rates(judge(detector, *fakes), real=False)
         report["detectors"][path] = rates
-        jpeg = jpeg_all(sets["test"][0])
-        logits = predict_logits(detector, jpeg, sets["test"][1], cpu)
-        wrong_on_test[path] = set(torch.nonzero(logits <= 0).squeeze(1).tolist())
+        called_fake = ~verdicts["real test"][f"jpeg{EVAL_JPEG_QUALITY}"]
+        wrong_on_test[path] = set(torch.nonzero(called_fake).squeeze(1).tolist())
         print(path)
         for name, row in rates.items():
             print(f"  {name:<16} " + "  ".join(f"{v}: {r * 100:.2f}%" for v, r in row.items()))
