@@ -16,9 +16,7 @@ labels given, on the conditional generators only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.record import header, write  # noqa: E402
 from models import NUM_CLASSES, Detector, Discriminator, Generator, load_model, read_temperature  # noqa: E402
 from training.data import load_split  # noqa: E402
 from training.detector import UNKNOWN, evaluate_detector  # noqa: E402
@@ -60,8 +59,7 @@ def main() -> None:
         fakes[path] = (images, labels)
 
     report: dict[str, object] = {
-        "command": " ".join(["python", "scripts/compare_detectors.py", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **header(" ".join(["python", "scripts/compare_detectors.py", *sys.argv[1:]])),
         "samples": args.samples,
         "generators": args.generator,
         "detectors": {},
@@ -90,8 +88,7 @@ def main() -> None:
             print(f"  {generator}: " + "; ".join(cells))
 
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        write(args.out, report)
         args.out.with_suffix(".md").write_text(markdown(report))
         print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 

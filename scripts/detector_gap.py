@@ -17,9 +17,7 @@ each detector calls fake after JPEG are compared: how many every detector gets w
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.record import header, write  # noqa: E402
 from models import NUM_CLASSES, Detector, Generator, load_model  # noqa: E402
 from training.data import load_split  # noqa: E402
 from training.detector import EVAL_JPEG_QUALITY, jpeg_all, predict_logits, split_indices  # noqa: E402
@@ -41,30 +40,42 @@ def versions(images: torch.Tensor) -> dict[str, torch.Tensor]:
     return dict(zip(VERSIONS, (images, jpeg_all(images), mirrored, jpeg_all(mirrored)), strict=True))
 
 
-def real_sets(detector: Detector, path: str, samples: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``samples`` of the detector's training reals, of its validation reals, and of the test images."""
+def split_key(detector: Detector, path: str) -> tuple[str, int, int, int]:
+    """(dataset, train_images, val_images, seed): what draws a detector's real split again."""
     facts = detector.checkpoint.get("training", {})
     missing = [k for k in ("seed", "train_images", "val_images", "dataset") if k not in facts]
     if missing:
         raise SystemExit(f"{path}: config.json training lacks {', '.join(missing)}; cannot draw its split again")
-    n = facts["train_images"] + facts["val_images"]
-    split = load_split("train", facts["dataset"], None, limit=n)
-    train_idx, val_idx = split_indices(n, facts["val_images"], facts["seed"])
+    return facts["dataset"], facts["train_images"], facts["val_images"], facts["seed"]
+
+
+def draw_real_sets(
+    dataset: str, train_images: int, val_images: int, split_seed: int, samples: int, seed: int
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``samples`` of a split's training reals, of its validation reals, and of the test images."""
+    n = train_images + val_images
+    split = load_split("train", dataset, None, limit=n)
+    train_idx, val_idx = split_indices(n, val_images, split_seed)
     pick = torch.Generator().manual_seed(seed)
     sets = {}
     for name, idx in (("train", train_idx), ("validation", val_idx)):
         idx = idx[torch.randperm(len(idx), generator=pick)[:samples]]
         sets[name] = (split.images[idx], split.labels[idx])
-    test = load_split("test", facts["dataset"], None)
+    test = load_split("test", dataset, None)
     test = balanced_subset(test, class_counts(min(samples, len(test)), NUM_CLASSES), stream_seed(seed, "gap-test"))
     sets["test"] = (test.images, test.labels)
     return sets
 
 
-def judge(detector: Detector, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """Per version: the detector's verdicts, True for "real" (a positive logit)."""
+def real_sets(detector: Detector, path: str, samples: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``samples`` of the detector's training reals, of its validation reals, and of the test images."""
+    return draw_real_sets(*split_key(detector, path), samples, seed)
+
+
+def judge(detector: Detector, images: dict[str, torch.Tensor], labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Per version (of ``versions``): the detector's verdicts, True for "real" (a positive logit)."""
     cpu = torch.device("cpu")
-    return {version: predict_logits(detector, x, labels, cpu) > 0 for version, x in versions(images).items()}
+    return {version: predict_logits(detector, x, labels, cpu) > 0 for version, x in images.items()}
 
 
 def error_rates(verdicts: dict[str, torch.Tensor], real: bool) -> dict[str, float]:
@@ -85,23 +96,28 @@ def main() -> None:
 
     cpu = torch.device("cpu")
     report: dict[str, object] = {
-        "command": " ".join(["python", "scripts/detector_gap.py", *sys.argv[1:]]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **header(" ".join(["python", "scripts/detector_gap.py", *sys.argv[1:]])),
         "samples": args.samples,
         "generator": args.generator,
         "detectors": {},
     }
+    # Every version of a set is made once: detectors with the same split share their real sets, and every
+    # detector judges the same fakes (carrying the test reals' labels).
+    reals: dict[tuple, dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]]] = {}
+    fakes: tuple[dict[str, torch.Tensor], torch.Tensor | None] | None = None
     wrong_on_test: dict[str, set[int]] = {}
-    fakes = None
     for path in args.detector:
         detector = load_model(path, expected=Detector, device=cpu)
-        sets = real_sets(detector, path, args.samples, args.seed)
-        if fakes is None:  # the same fakes, carrying the test reals' labels, for every detector
+        key = split_key(detector, path)
+        if key not in reals:
+            sets = draw_real_sets(*key, args.samples, args.seed)
+            reals[key] = {name: (versions(x), y) for name, (x, y) in sets.items()}
+        if fakes is None:
+            test_labels = reals[key]["test"][1]
             g = load_model(args.generator, expected=Generator, device=cpu)
-            labels = sets["test"][1] if g.conditional else None
-            images = generate_uint8(g, sets["test"][1], stream_seed(args.seed, f"gap:{args.generator}"), cpu)
-            fakes = (images, labels)
-        verdicts = {f"real {name}": judge(detector, x, y) for name, (x, y) in sets.items()}
+            images = generate_uint8(g, test_labels, stream_seed(args.seed, f"gap:{args.generator}"), cpu)
+            fakes = (versions(images), test_labels if g.conditional else None)
+        verdicts = {f"real {name}": judge(detector, x, y) for name, (x, y) in reals[key].items()}
         rates = {name: error_rates(v, real=True) for name, v in verdicts.items()}
         rates["fake"] = error_rates(judge(detector, *fakes), real=False)
         report["detectors"][path] = rates
@@ -117,9 +133,7 @@ def main() -> None:
     }
     print(f"test reals called fake after JPEG: {report['test_reals_called_fake_after_jpeg']}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.out}")
+        print(f"wrote {write(args.out, report)}")
 
 
 if __name__ == "__main__":
