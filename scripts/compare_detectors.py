@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 from bench.record import header, write  # noqa: E402
 from models import NUM_CLASSES, Detector, Discriminator, Generator, load_model, read_temperature  # noqa: E402
 from training.data import load_split  # noqa: E402
-from training.detector import UNKNOWN, evaluate_detector  # noqa: E402
-from training.evaluation import balanced_subset, class_counts, generate_uint8, stream_seed  # noqa: E402
+from training.detector import draw_fakes, evaluate_detector  # noqa: E402
+from training.evaluation import balanced_subset, class_counts, stream_seed  # noqa: E402
 
 
 def main() -> None:
@@ -54,9 +54,7 @@ def main() -> None:
     fakes = {}
     for path in args.generator:
         g = load_model(path, expected=Generator, device=device)
-        images = generate_uint8(g, real.labels, stream_seed(args.seed, f"compare:{path}"), device)
-        labels = real.labels.clone() if g.conditional else torch.full((len(real.labels),), UNKNOWN)
-        fakes[path] = (images, labels)
+        fakes[path] = draw_fakes(g, real.labels, stream_seed(args.seed, f"compare:{path}"), device)
 
     report: dict[str, object] = {
         **header(" ".join(["python", "scripts/compare_detectors.py", *sys.argv[1:]])),

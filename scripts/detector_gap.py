@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from bench.record import header, write  # noqa: E402
 from models import NUM_CLASSES, Detector, Generator, load_model  # noqa: E402
 from training.data import load_split  # noqa: E402
-from training.detector import EVAL_JPEG_QUALITY, jpeg_all, predict_logits, split_indices  # noqa: E402
-from training.evaluation import balanced_subset, class_counts, generate_uint8, stream_seed  # noqa: E402
+from training.detector import EVAL_JPEG_QUALITY, draw_fakes, jpeg_all, predict_logits, split_indices  # noqa: E402
+from training.evaluation import balanced_subset, class_counts, stream_seed  # noqa: E402
 
 VERSIONS = ("clean", f"jpeg{EVAL_JPEG_QUALITY}", "mirrored", f"mirrored+jpeg{EVAL_JPEG_QUALITY}")
 
@@ -104,7 +104,7 @@ def main() -> None:
     # Every version of a set is made once: detectors with the same split share their real sets, and every
     # detector judges the same fakes (carrying the test reals' labels).
     reals: dict[tuple, dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]]] = {}
-    fakes: tuple[dict[str, torch.Tensor], torch.Tensor | None] | None = None
+    fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
     wrong_on_test: dict[str, set[int]] = {}
     for path in args.detector:
         detector = load_model(path, expected=Detector, device=cpu)
@@ -115,8 +115,8 @@ def main() -> None:
         if fakes is None:
             test_labels = reals[key]["test"][1]
             g = load_model(args.generator, expected=Generator, device=cpu)
-            images = generate_uint8(g, test_labels, stream_seed(args.seed, f"gap:{args.generator}"), cpu)
-            fakes = (versions(images), test_labels if g.conditional else None)
+            images, labels = draw_fakes(g, test_labels, stream_seed(args.seed, f"gap:{args.generator}"), cpu)
+            fakes = (versions(images), labels)
         verdicts = {f"real {name}": judge(detector, x, y) for name, (x, y) in reals[key].items()}
         rates = {name: error_rates(v, real=True) for name, v in verdicts.items()}
         rates["fake"] = error_rates(judge(detector, *fakes), real=False)

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from models import NUM_CLASSES, Detector, DetectorConfig, Generator, load_model, quantize, save_model, to_float
@@ -89,6 +90,7 @@ class DetectorOptions:
     channels: int | None = None  # detector width at 28x28; None: the ``init`` detector's, else DEFAULT_CHANNELS
     init: str | None = None  # detector checkpoint to start from (fine-tuning); None: random weights
     label_dropout: float = 0.3  # probability that a label is withheld (the detector must work without)
+    ema_decay: float = 0.0  # > 0: validate and export an exponential moving average of the weights (and BN statistics)
     val_size: int = 5000  # real training images held out for validation and calibration (plus as many fakes)
     test_samples: int = 2000  # real test images, and fakes per generator, for the test figures
     eval_every: int = 250  # steps between validations (the best one is exported)
@@ -111,6 +113,8 @@ class DetectorOptions:
             raise ValueError("--steps must be at least 1")
         if not 0.0 <= self.label_dropout <= 1.0:
             raise ValueError("--label-dropout must be in [0, 1]")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError("--ema-decay must be in [0, 1) (0: no averaging)")
         if self.val_size < 2 or self.test_samples < 1 or self.eval_every < 1:
             raise ValueError("--val-size must be >= 2, --test-samples and --eval-every >= 1")
         self.augment.check()
@@ -258,6 +262,16 @@ class FakeSource:
 # Prediction and figures -------------------------------------------------------------------------
 
 
+def draw_fakes(
+    g: Generator, real_labels: torch.Tensor, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A generator's fakes for a set of reals, drawn as ``evaluate`` draws them: uint8 (n, 28, 28) images made for
+    the reals' labels, and the labels they carry (the reals', or UNKNOWN when the generator takes none)."""
+    images = generate_uint8(g, real_labels, seed, device)
+    labels = real_labels.clone() if g.conditional else torch.full((len(real_labels),), UNKNOWN)
+    return images, labels
+
+
 @torch.no_grad()
 def predict_logits(
     detector: Detector,
@@ -362,6 +376,13 @@ class DetectorTrainer:
             self.detector = Detector(DetectorConfig(num_classes=num_classes, channels=opts.channels)).to(self.device)
         self.optimizer = torch.optim.AdamW(self.detector.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=opts.steps)
+        # The weights that are validated, calibrated and exported: the trained ones, or their running average,
+        # which follows the same descent with less of each step's noise (and of the last batches' real images).
+        self.ema = (
+            AveragedModel(self.detector, multi_avg_fn=get_ema_multi_avg_fn(opts.ema_decay), use_buffers=True)
+            if opts.ema_decay
+            else None
+        )
         self.torch_rng = torch.Generator(device=self.device).manual_seed(opts.seed)
         self.np_rng = np.random.default_rng(opts.seed)
         self.step = 0
@@ -417,8 +438,13 @@ class DetectorTrainer:
         targets = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
         return images, labels, targets
 
+    @property
+    def judged(self) -> Detector:
+        """The detector that is validated and exported: the weight average when there is one."""
+        return self.detector if self.ema is None else self.ema.module
+
     def _validate(self, images: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-        logits = predict_logits(self.detector, images, labels, self.device)
+        logits = predict_logits(self.judged, images, labels, self.device)
         return {
             "val_loss": float(F.binary_cross_entropy_with_logits(logits, targets)),
             "val_accuracy": float(((logits > 0).float() == targets).float().mean()),  # "real" iff P(real) > 0.5
@@ -477,6 +503,8 @@ class DetectorTrainer:
             loss.backward()
             self.optimizer.step()
             self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.detector)
             self.step += 1
 
             # Log the step.
@@ -503,7 +531,7 @@ class DetectorTrainer:
                     record["val_accuracy"],
                 )
                 if best is None or record["val_loss"] < best[0]:
-                    best = (record["val_loss"], copy.deepcopy(self.detector.state_dict()), self.step)
+                    best = (record["val_loss"], copy.deepcopy(self.judged.state_dict()), self.step)
         bar.close()
         assert best is not None  # the last step always validates
         self.detector.load_state_dict(best[1])
@@ -540,6 +568,7 @@ class DetectorTrainer:
             "lr": opts.lr,
             "weight_decay": opts.weight_decay,
             "label_dropout": opts.label_dropout,
+            "ema_decay": opts.ema_decay,
             "augment": dataclasses.asdict(opts.augment),
             "generators": self.fakes.describe(),
             "holdout_generators": list(opts.holdout_generators),
@@ -567,9 +596,7 @@ class DetectorTrainer:
             for path, g in pairs:
                 # A fake carries the label it was generated for: the same labels as the reals.
                 seed = stream_seed(opts.seed, f"detector-test:{kind}:{path}")
-                images = generate_uint8(g, real.labels, seed, self.device)  # (n, 28, 28) uint8
-                labels = real.labels.clone() if g.conditional else torch.full((n,), UNKNOWN)
-                fakes[f"{kind}:{path}"] = (images, labels)
+                fakes[f"{kind}:{path}"] = draw_fakes(g, real.labels, seed, self.device)
         return evaluate_detector(
             self.detector, real.images, real.labels, fakes, temperature=temperature, device=self.device
         )

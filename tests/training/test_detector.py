@@ -323,6 +323,32 @@ def test_init_refuses_a_label_free_detector_for_conditional_generators(tiny_data
     assert "takes no labels" in caplog.text
 
 
+def test_ema_decay_exports_the_moving_average_of_the_trained_weights(tiny_data, tmp_path, generators):
+    base = ["train-detector", "--generator", str(generators[0]), *TINY, "--eval-every", "2"]
+
+    def weights(name: str, *extra: str) -> dict[str, torch.Tensor]:
+        assert main([*base, "--out", str(tmp_path / name), *extra]) == 0
+        assert json.loads((tmp_path / name / "detector" / "config.json").read_text())["training"]["ema_decay"] == (
+            float(extra[-1]) if "--ema-decay" in extra else 0.0
+        )
+        return load_model(tmp_path / name / "detector", expected=Detector).state_dict()
+
+    # The first step does not depend on the run's length (the cosine schedule starts at --lr), so a one-step run
+    # gives the weights after step 1 of a two-step one; with one validation, each plain run exports its last weights.
+    first, second = weights("one", "--steps", "1"), weights("two", "--steps", "2")
+    averaged = weights("ema", "--steps", "2", "--ema-decay", "0.25")
+    assert any(not torch.equal(first[k], second[k]) for k in first)
+    for key, value in averaged.items():
+        if value.is_floating_point():  # parameters and batch-norm statistics alike
+            torch.testing.assert_close(value, 0.25 * first[key] + 0.75 * second[key])
+
+
+def test_ema_decay_outside_0_1_exits_2(tiny_data, tmp_path, generators, caplog):
+    args = ["train-detector", "--out", str(tmp_path / "r"), "--generator", str(generators[0]), *TINY]
+    assert main([*args, "--ema-decay", "1"]) == 2
+    assert "--ema-decay must be in [0, 1)" in caplog.text
+
+
 def test_a_generator_given_twice_draws_two_shares(generators):
     conditional, unconditional = (str(g) for g in generators)
     source = FakeSource([conditional, unconditional, conditional], torch.device("cpu"))

@@ -56,6 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--label-dropout", type=float, default=d.label_dropout, help="probability a label is withheld")
     p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=d.ema_decay,
+        metavar="D",
+        help="validate and export a moving average of the weights, updated by factor D every step (e.g. 0.999; "
+        "default 0: the trained weights)",
+    )
+    p.add_argument(
         "--val-size", type=int, default=d.val_size, help="real training images held out (plus as many fakes)"
     )
     p.add_argument("--test-samples", type=int, default=d.test_samples, help="real test images and fakes per generator")
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         channels=args.channels,
         init=args.init,
         label_dropout=args.label_dropout,
+        ema_decay=args.ema_decay,
         val_size=args.val_size,
         test_samples=args.test_samples,
         eval_every=args.eval_every,
