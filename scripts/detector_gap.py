@@ -67,11 +67,6 @@ def draw_real_sets(
     return sets
 
 
-def real_sets(detector: Detector, path: str, samples: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``samples`` of the detector's training reals, of its validation reals, and of the test images."""
-    return draw_real_sets(*split_key(detector, path), samples, seed)
-
-
 def judge(detector: Detector, images: dict[str, torch.Tensor], labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Per version (of ``versions``): the detector's verdicts, True for "real" (a positive logit)."""
     cpu = torch.device("cpu")

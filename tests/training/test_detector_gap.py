@@ -33,7 +33,8 @@ def test_the_split_is_the_one_train_detector_made(tmp_path: Path) -> None:
     torch.manual_seed(0)
     save_model(Detector(DetectorConfig(channels=2)), tmp_path / "d", training=FACTS)
     detector = load_model(tmp_path / "d", expected=Detector)
-    sets = _script().real_sets(detector, "d", samples=30, seed=0)
+    script = _script()
+    sets = script.draw_real_sets(*script.split_key(detector, "d"), samples=30, seed=0)
     # train-detector's split, written out: a permutation seeded with the run's seed, the first val_images held out.
     split = load_split("train", "fashion-mnist", None, limit=200)
     perm = torch.randperm(200, generator=torch.Generator().manual_seed(3))
