@@ -50,6 +50,7 @@ class DetectorConfig:
     num_classes: int = NUM_CLASSES  # known labels; one more embedding row means "unknown". 0: label ignored
     channels: int = 16  # width at 28x28; 2x at 14x14, 4x at 7x7
     high_pass: bool = True  # feed a fixed Laplacian residual beside the pixels
+    dropout: float = 0.0  # while training, the share of pooled features zeroed before the verdict; none when judging
 
 
 def _conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -70,6 +71,8 @@ class Detector(nn.Module):
         super().__init__()
         if config.num_classes < 0 or config.channels < 1:
             raise ValueError("num_classes must be >= 0 and channels >= 1")
+        if not 0.0 <= config.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
         self.config = config
         c = config.channels
         # A constant, not a weight: kept out of the checkpoint (persistent=False).
@@ -119,6 +122,8 @@ class Detector(nn.Module):
             x = torch.cat([x, residual], dim=1)  # (B, 2, 28, 28)
         h = self.features(x)  # (B, 4C, 7, 7)
         h = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)  # (B, 8C)
+        if self.training and self.config.dropout:  # read at every call: a fine-tuning run may set it
+            h = F.dropout(h, self.config.dropout)
         logit = self.head(h).squeeze(1)  # (B,)
         if self.conditional:
             rows = self.label_index(y, x.shape[0], x.device)

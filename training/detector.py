@@ -91,11 +91,13 @@ class DetectorOptions:
     init: str | None = None  # detector checkpoint to start from (fine-tuning); None: random weights
     label_dropout: float = 0.3  # probability that a label is withheld (the detector must work without)
     ema_decay: float = 0.0  # > 0: validate and export an exponential moving average of the weights (and BN statistics)
+    dropout: float = 0.0  # share of the detector's pooled features zeroed at each training step (DetectorConfig)
     val_size: int = 5000  # real training images held out for validation and calibration (plus as many fakes)
     test_samples: int = 2000  # real test images, and fakes per generator, for the test figures
     eval_every: int = 250  # steps between validations (the best one is exported)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
-    seed: int = 0
+    seed: int = 0  # the real split (validation images), weight init, validation fakes and test figures
+    stream_seed: int | None = None  # the training stream (real batches, fakes, augmentation, dropout); None: seed
     device: str = "auto"
     limit: int | None = None  # first N training images only (smoke runs)
     log_every: int = 50
@@ -115,6 +117,8 @@ class DetectorOptions:
             raise ValueError("--label-dropout must be in [0, 1]")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("--ema-decay must be in [0, 1) (0: no averaging)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("--dropout must be in [0, 1)")
         if self.val_size < 2 or self.test_samples < 1 or self.eval_every < 1:
             raise ValueError("--val-size must be >= 2, --test-samples and --eval-every >= 1")
         self.augment.check()
@@ -373,7 +377,8 @@ class DetectorTrainer:
             # A detector only needs labels when some generator is conditional: otherwise no fake ever carries one.
             num_classes = NUM_CLASSES if self.fakes.any_conditional else 0
             opts.channels = DEFAULT_CHANNELS if opts.channels is None else opts.channels
-            self.detector = Detector(DetectorConfig(num_classes=num_classes, channels=opts.channels)).to(self.device)
+            config = DetectorConfig(num_classes=num_classes, channels=opts.channels, dropout=opts.dropout)
+            self.detector = Detector(config).to(self.device)
         self.optimizer = torch.optim.AdamW(self.detector.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=opts.steps)
         # The weights that are validated, calibrated and exported: the trained ones, or their running average,
@@ -383,8 +388,11 @@ class DetectorTrainer:
             if opts.ema_decay
             else None
         )
-        self.torch_rng = torch.Generator(device=self.device).manual_seed(opts.seed)
-        self.np_rng = np.random.default_rng(opts.seed)
+        # A continuation (--init) keeps --seed, which fixes the split, and may take a new stream: fresh batches.
+        self.stream_seed = opts.seed if opts.stream_seed is None else opts.stream_seed
+        torch.manual_seed(self.stream_seed)  # dropout's masks
+        self.torch_rng = torch.Generator(device=self.device).manual_seed(self.stream_seed)
+        self.np_rng = np.random.default_rng(self.stream_seed)
         self.step = 0
 
     def _load_init(self, path: str) -> Detector:
@@ -400,6 +408,7 @@ class DetectorTrainer:
             )
         if self.fakes.any_conditional and not detector.conditional:
             raise ValueError(f"--init {path} takes no labels, but a --generator is conditional; start from scratch")
+        detector.config.dropout = self.opts.dropout  # a training setting, no weights: this run's, as exported
         facts = detector.checkpoint.get("training", {})
         # Calibration and model selection need validation images the starting detector never trained on.
         same_split = {"seed": self.opts.seed, "dataset": self.opts.dataset, "val_images": self.opts.val_size}
@@ -569,11 +578,13 @@ class DetectorTrainer:
             "weight_decay": opts.weight_decay,
             "label_dropout": opts.label_dropout,
             "ema_decay": opts.ema_decay,
+            "dropout": opts.dropout,
             "augment": dataclasses.asdict(opts.augment),
             "generators": self.fakes.describe(),
             "holdout_generators": list(opts.holdout_generators),
             "init": self.init_facts,
             "seed": opts.seed,
+            "stream_seed": self.stream_seed,
             "device": str(dev),
             "seconds": seconds,
             "code_version": self.code_version,

@@ -16,6 +16,7 @@ from models import (
     DiscriminatorConfig,
     Generator,
     GeneratorConfig,
+    build_model,
     load_model,
     save_model,
     to_float,
@@ -69,6 +70,24 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path):
     assert back.checkpoint["metrics"]["temperature"] == 1.7
     # The fixed high-pass kernel is a constant of the code, not a checkpoint tensor.
     assert "laplacian" not in back.state_dict()
+
+
+def test_dropout_acts_while_training_only_and_old_configs_load_without_it():
+    torch.manual_seed(0)
+    plain = Detector(DetectorConfig(channels=4))
+    dropped = Detector(DetectorConfig(channels=4, dropout=0.5))
+    dropped.load_state_dict(plain.state_dict())
+    x, y = torch.rand(6, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, -1, 3, 4, 9])
+    with torch.no_grad():
+        assert torch.equal(plain.eval()(x, y), dropped.eval()(x, y))  # judging: no dropout
+        plain.train(), dropped.train()
+        assert torch.equal(plain(x, y), plain(x, y))  # training without dropout is deterministic
+        assert not torch.equal(dropped(x, y), plain(x, y))
+    # A checkpoint written before the setting existed has no "dropout": it builds with none.
+    assert build_model("Detector", {"num_classes": 10, "channels": 4, "high_pass": True}).config.dropout == 0.0
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="dropout must be in"):
+            Detector(DetectorConfig(channels=4, dropout=bad))
 
 
 def _synthetic(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -290,11 +309,13 @@ def test_init_fine_tunes_an_existing_detector_and_records_where_it_started(tiny_
     # It trained from the starting weights: four more steps moved them, but not far.
     a, b = start.state_dict(), tuned.state_dict()
     assert any(not torch.equal(a[k], b[k]) for k in a)
-    x = torch.rand(8, 1, 28, 28) * 2 - 1
-    fresh = Detector(DetectorConfig(channels=4)).eval()
-    with torch.no_grad():
-        moved = (tuned(x) - start(x)).abs().mean()
-        assert moved < (fresh(x) - start(x)).abs().mean()
+    torch.manual_seed(1)  # not the first run's initial weights (its --seed 0)
+    c = Detector(DetectorConfig(channels=4)).state_dict()
+
+    def distance(p: dict[str, torch.Tensor]) -> float:  # over the weights, not the batch-norm statistics
+        return sum(float((p[k] - a[k]).norm()) for k, _ in start.named_parameters())
+
+    assert distance(b) < distance(c) / 10
 
 
 @pytest.mark.parametrize(
@@ -347,6 +368,42 @@ def test_ema_decay_outside_0_1_exits_2(tiny_data, tmp_path, generators, caplog):
     args = ["train-detector", "--out", str(tmp_path / "r"), "--generator", str(generators[0]), *TINY]
     assert main([*args, "--ema-decay", "1"]) == 2
     assert "--ema-decay must be in [0, 1)" in caplog.text
+
+
+def test_stream_seed_draws_other_batches_from_the_same_split(tiny_data, tmp_path, generators):
+    first = tmp_path / "first"
+    base = ["train-detector", "--generator", str(generators[0])]
+    assert main([*base, "--out", str(first), *TINY]) == 0
+
+    def continuation(name: str, *extra: str) -> tuple[dict[str, torch.Tensor], dict]:
+        args = [*base, "--out", str(tmp_path / name), "--init", str(first / "detector"), *TINY_ANY_WIDTH, *extra]
+        assert main(args) == 0
+        config = json.loads((tmp_path / name / "detector" / "config.json").read_text())
+        return load_model(tmp_path / name / "detector", expected=Detector).state_dict(), config
+
+    default, default_config = continuation("default")
+    same, _ = continuation("same", "--stream-seed", "0")
+    other, other_config = continuation("other", "--stream-seed", "1")
+    assert default_config["training"]["stream_seed"] == 0 and other_config["training"]["stream_seed"] == 1
+    assert all(torch.equal(default[k], same[k]) for k in default)  # the default stream is --seed's
+    assert any(not torch.equal(default[k], other[k]) for k in default)  # another stream: other batches
+    # The same split (the --init check compares seed, dataset and validation size).
+    for key in ("seed", "val_images", "train_images"):
+        assert other_config["training"][key] == default_config["training"][key]
+
+
+def test_dropout_is_set_on_a_fine_tuned_detector_and_recorded(tiny_data, tmp_path, generators, caplog):
+    first, second = tmp_path / "first", tmp_path / "second"
+    base = ["train-detector", "--generator", str(generators[0])]
+    assert main([*base, "--out", str(first), *TINY]) == 0
+    assert (
+        main([*base, "--out", str(second), "--init", str(first / "detector"), *TINY_ANY_WIDTH, "--dropout", "0.5"]) == 0
+    )
+    for run, p in ((first, 0.0), (second, 0.5)):
+        config = json.loads((run / "detector" / "config.json").read_text())
+        assert config["config"]["dropout"] == config["training"]["dropout"] == p
+    assert main([*base, "--out", str(tmp_path / "bad"), *TINY, "--dropout", "1"]) == 2
+    assert "--dropout must be in [0, 1)" in caplog.text
 
 
 def test_a_generator_given_twice_draws_two_shares(generators):

@@ -64,6 +64,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "default 0: the trained weights)",
     )
     p.add_argument(
+        "--dropout",
+        type=float,
+        default=d.dropout,
+        metavar="P",
+        help="zero this share of the detector's pooled features at every training step (default 0; none when judging)",
+    )
+    p.add_argument(
         "--val-size", type=int, default=d.val_size, help="real training images held out (plus as many fakes)"
     )
     p.add_argument("--test-samples", type=int, default=d.test_samples, help="real test images and fakes per generator")
@@ -72,7 +79,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--png-p", type=float, default=_A.png_p, help="probability of a PNG round trip")
     p.add_argument("--rgb-p", type=float, default=_A.rgb_p, help="of the round trips, probability of an RGB file")
     p.add_argument("--shift-p", type=float, default=_A.shift_p, help="probability of a +-1 pixel shift")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="seeds the validation split, init and test figures")
+    p.add_argument(
+        "--stream-seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seeds the training batches, fakes and augmentations (default: --seed); give a continuation (--init), "
+        "which must keep --seed, a new one so that it does not draw its predecessor's batches again",
+    )
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
     p.add_argument("--log-every", type=int, default=d.log_every, metavar="K", help="steps between steps.jsonl lines")
@@ -95,11 +110,13 @@ def run(args: argparse.Namespace) -> int:
         init=args.init,
         label_dropout=args.label_dropout,
         ema_decay=args.ema_decay,
+        dropout=args.dropout,
         val_size=args.val_size,
         test_samples=args.test_samples,
         eval_every=args.eval_every,
         augment=augment,
         seed=args.seed,
+        stream_seed=args.stream_seed,
         device=args.device,
         limit=args.limit,
         log_every=args.log_every,
