@@ -25,10 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.record import header, write  # noqa: E402
-from models import NUM_CLASSES, Detector, Discriminator, Generator, load_model, read_temperature  # noqa: E402
-from training.data import load_split  # noqa: E402
-from training.detector import draw_fakes, evaluate_detector  # noqa: E402
-from training.evaluation import balanced_subset, class_counts, stream_seed  # noqa: E402
+from models import Detector, Discriminator, Generator, load_model, read_temperature  # noqa: E402
+from training.detector import draw_fakes, draw_test_reals, evaluate_detector  # noqa: E402
+from training.evaluation import stream_seed  # noqa: E402
 
 
 def main() -> None:
@@ -49,8 +48,7 @@ def main() -> None:
         parser.error("give at least one --detector or --discriminator")
 
     device = torch.device("cpu")
-    test = load_split("test", "fashion-mnist", None)
-    real = balanced_subset(test, class_counts(args.samples, NUM_CLASSES), stream_seed(args.seed, "compare-real"))
+    real = draw_test_reals(args.samples, args.seed, "compare-real")
     fakes = {}
     for path in args.generator:
         g = load_model(path, expected=Generator, device=device)

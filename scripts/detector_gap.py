@@ -26,10 +26,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.record import header, write  # noqa: E402
-from models import NUM_CLASSES, Detector, Generator, load_model  # noqa: E402
+from models import Detector, Generator, load_model  # noqa: E402
 from training.data import load_split  # noqa: E402
-from training.detector import EVAL_JPEG_QUALITY, draw_fakes, jpeg_all, predict_logits, split_indices  # noqa: E402
-from training.evaluation import balanced_subset, class_counts, stream_seed  # noqa: E402
+from training.detector import (  # noqa: E402
+    EVAL_JPEG_QUALITY,
+    draw_fakes,
+    draw_test_reals,
+    jpeg_all,
+    predict_logits,
+    split_indices,
+)
+from training.evaluation import stream_seed  # noqa: E402
 
 VERSIONS = ("clean", f"jpeg{EVAL_JPEG_QUALITY}", "mirrored", f"mirrored+jpeg{EVAL_JPEG_QUALITY}")
 
@@ -61,8 +68,7 @@ def draw_real_sets(
     for name, idx in (("train", train_idx), ("validation", val_idx)):
         idx = idx[torch.randperm(len(idx), generator=pick)[:samples]]
         sets[name] = (split.images[idx], split.labels[idx])
-    test = load_split("test", dataset, None)
-    test = balanced_subset(test, class_counts(min(samples, len(test)), NUM_CLASSES), stream_seed(seed, "gap-test"))
+    test = draw_test_reals(samples, seed, "gap-test", dataset)
     sets["test"] = (test.images, test.labels)
     return sets
 

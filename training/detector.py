@@ -41,7 +41,7 @@ from tqdm import tqdm
 from models import NUM_CLASSES, Detector, DetectorConfig, Generator, load_model, quantize, save_model, to_float
 from models.imaging import decode_image
 from training.calibration import calibrate
-from training.data import load_split
+from training.data import Split, load_split
 from training.device import resolve_device
 from training.evaluation import balanced_subset, class_counts, generate_uint8, stream_seed
 from training.loop import code_version
@@ -274,6 +274,15 @@ def draw_fakes(
     images = generate_uint8(g, real_labels, seed, device)
     labels = real_labels.clone() if g.conditional else torch.full((len(real_labels),), UNKNOWN)
     return images, labels
+
+
+def draw_test_reals(
+    samples: int, seed: int, stream: str, dataset: str = "fashion-mnist", data_dir: str | None = None
+) -> Split:
+    """``samples`` real test images (as many of each class as can be), picked by the seeded stream ``stream``:
+    every report names its own, so that its committed figures are drawn again exactly. Returns a Split."""
+    test = load_split("test", dataset, data_dir)
+    return balanced_subset(test, class_counts(min(samples, len(test)), NUM_CLASSES), stream_seed(seed, stream))
 
 
 @torch.no_grad()
@@ -597,9 +606,7 @@ class DetectorTrainer:
     def _test_figures(self, temperature: float) -> dict[str, Any]:
         """Real test images against fresh fakes of each generator, drawn as ``evaluate`` draws them."""
         opts = self.opts
-        test = load_split("test", opts.dataset, opts.data_dir)
-        n = min(opts.test_samples, len(test))
-        real = balanced_subset(test, class_counts(n, NUM_CLASSES), stream_seed(opts.seed, "detector-test-real"))
+        real = draw_test_reals(opts.test_samples, opts.seed, "detector-test-real", opts.dataset, opts.data_dir)
         fakes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         seen = list(zip(self.fakes.paths, self.fakes.generators, strict=True))
         unseen = [(p, load_model(p, expected=Generator, device=self.device)) for p in opts.holdout_generators]
