@@ -92,6 +92,7 @@ class DetectorOptions:
     label_dropout: float = 0.3  # probability that a label is withheld (the detector must work without)
     ema_decay: float = 0.0  # > 0: validate and export an exponential moving average of the weights (and BN statistics)
     dropout: float = 0.0  # share of the detector's pooled features zeroed at each training step (DetectorConfig)
+    mirror_real_p: float = 0.0  # probability that a real training image is mirrored left to right (reals only)
     val_size: int = 5000  # real training images held out for validation and calibration (plus as many fakes)
     test_samples: int = 2000  # real test images, and fakes per generator, for the test figures
     eval_every: int = 250  # steps between validations (the best one is exported)
@@ -119,6 +120,8 @@ class DetectorOptions:
             raise ValueError("--ema-decay must be in [0, 1) (0: no averaging)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("--dropout must be in [0, 1)")
+        if not 0.0 <= self.mirror_real_p <= 1.0:
+            raise ValueError("--mirror-real-p must be in [0, 1]")
         if self.val_size < 2 or self.test_samples < 1 or self.eval_every < 1:
             raise ValueError("--val-size must be >= 2, --test-samples and --eval-every >= 1")
         self.augment.check()
@@ -173,6 +176,21 @@ def augment(images: torch.Tensor, rng: np.random.Generator, opts: AugmentOptions
         elif choice[i] < opts.jpeg_p + opts.png_p:
             x[i] = reencode(x[i], "PNG", rgb=bool(rgb[i]))
     return torch.from_numpy(x)
+
+
+def mirror(images: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
+    """Mirror each uint8 (N, 28, 28) image left to right with probability ``p``; returns a new tensor.
+
+    For real images only: a mirrored photo of a garment is as real as the photo, and one the detector has not
+    memorized, while a generator's artifacts have a direction (docs/detector.md), so mirrored fakes would be
+    fakes of another generator. ``p`` = 0 draws nothing from ``rng``, so runs without it keep their streams.
+    """
+    if p == 0.0:
+        return images.clone()
+    flip = torch.from_numpy(rng.random(len(images)) < p)
+    out = images.clone()
+    out[flip] = images[flip].flip(-1)  # (k, 28, 28): columns reversed
+    return out
 
 
 def jpeg_all(images: torch.Tensor, quality: int = EVAL_JPEG_QUALITY) -> torch.Tensor:
@@ -505,6 +523,7 @@ class DetectorTrainer:
             # Sample a real batch and fresh fakes.
             idx = torch.randint(0, len(train_x), (half,), generator=self.torch_rng, device=dev)
             real, real_y = train_x[idx].cpu(), train_y[idx].cpu()
+            real = mirror(real, opts.mirror_real_p, self.np_rng)  # more real variety, fewer images to memorize
             fake, fake_y = self.fakes.sample(half, self.torch_rng)
 
             # Augment both alike, and withhold labels at the same rate.
@@ -588,6 +607,7 @@ class DetectorTrainer:
             "label_dropout": opts.label_dropout,
             "ema_decay": opts.ema_decay,
             "dropout": opts.dropout,
+            "mirror_real_p": opts.mirror_real_p,
             "augment": dataclasses.asdict(opts.augment),
             "generators": self.fakes.describe(),
             "holdout_generators": list(opts.holdout_generators),

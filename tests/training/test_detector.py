@@ -23,7 +23,16 @@ from models import (
 )
 from training.calibration import binary_nll, calibrate, fit_temperature
 from training.cli import main
-from training.detector import UNKNOWN, AugmentOptions, FakeSource, augment, reencode, shift, withhold_labels
+from training.detector import (
+    UNKNOWN,
+    AugmentOptions,
+    FakeSource,
+    augment,
+    mirror,
+    reencode,
+    shift,
+    withhold_labels,
+)
 from training.metrics.detection import detection_figures_from_logits
 
 # The network ------------------------------------------------------------------------------------
@@ -154,6 +163,21 @@ def test_augment_is_seeded_and_keeps_shape():
     assert a.dtype == torch.uint8 and a.shape == images.shape and torch.equal(a, b)
     assert not torch.equal(a, images)
     assert torch.equal(augment(images, np.random.default_rng(7), AugmentOptions(0, 0, 0, 0)), images)
+
+
+def test_mirror_flips_the_chosen_images_left_to_right_and_p0_draws_nothing():
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (400, 28, 28), dtype=np.uint8))
+    all_flipped = mirror(images, 1.0, np.random.default_rng(1))
+    assert torch.equal(all_flipped[:, :, 0], images[:, :, -1]) and torch.equal(all_flipped.flip(-1), images)
+    some = mirror(images, 0.25, np.random.default_rng(1))
+    flipped = (some != images).flatten(1).any(1)
+    assert 0.18 < float(flipped.float().mean()) < 0.32
+    assert torch.equal(some[flipped], images[flipped].flip(-1)) and torch.equal(some[~flipped], images[~flipped])
+    assert torch.equal(some, mirror(images, 0.25, np.random.default_rng(1)))  # seeded
+    # p = 0 leaves the images and the random stream alone: runs without it draw what they drew before.
+    rng, untouched = np.random.default_rng(2), np.random.default_rng(2)
+    assert torch.equal(mirror(images, 0.0, rng), images)
+    assert rng.random() == untouched.random()
 
 
 def test_withheld_labels_are_as_frequent_among_reals_as_fakes():
@@ -404,6 +428,19 @@ def test_dropout_is_set_on_a_fine_tuned_detector_and_recorded(tiny_data, tmp_pat
         assert config["config"]["dropout"] == config["training"]["dropout"] == p
     assert main([*base, "--out", str(tmp_path / "bad"), *TINY, "--dropout", "1"]) == 2
     assert "--dropout must be in [0, 1)" in caplog.text
+
+
+def test_mirror_real_p_is_recorded_and_checked(tiny_data, tmp_path, generators, caplog):
+    base = ["train-detector", "--generator", str(generators[0]), *TINY]
+    plain, mirrored = tmp_path / "plain", tmp_path / "mirrored"
+    assert main([*base, "--out", str(plain)]) == 0
+    assert main([*base, "--out", str(mirrored), "--mirror-real-p", "0.5"]) == 0
+    configs = [json.loads((run / "detector" / "config.json").read_text()) for run in (plain, mirrored)]
+    assert [c["training"]["mirror_real_p"] for c in configs] == [0.0, 0.5]
+    weights = [load_model(run / "detector", expected=Detector).state_dict() for run in (plain, mirrored)]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # other real images: other steps
+    assert main([*base, "--out", str(tmp_path / "bad"), "--mirror-real-p", "1.5"]) == 2
+    assert "--mirror-real-p must be in [0, 1]" in caplog.text
 
 
 def test_a_generator_given_twice_draws_two_shares(generators):

@@ -71,6 +71,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="zero this share of the detector's pooled features at every training step (default 0; none when judging)",
     )
     p.add_argument(
+        "--mirror-real-p",
+        type=float,
+        default=d.mirror_real_p,
+        metavar="P",
+        help="mirror this share of the real training images left to right (never fakes, whose artifacts have a "
+        "direction; default 0)",
+    )
+    p.add_argument(
         "--val-size", type=int, default=d.val_size, help="real training images held out (plus as many fakes)"
     )
     p.add_argument("--test-samples", type=int, default=d.test_samples, help="real test images and fakes per generator")
@@ -111,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         label_dropout=args.label_dropout,
         ema_decay=args.ema_decay,
         dropout=args.dropout,
+        mirror_real_p=args.mirror_real_p,
         val_size=args.val_size,
         test_samples=args.test_samples,
         eval_every=args.eval_every,
