@@ -40,7 +40,7 @@ from torch import nn
 
 from models.checkpoint import register
 from models.labels import NUM_CLASSES
-from models.layers import BatchInvariantConv2d, BatchInvariantLinear
+from models.layers import BatchInvariantConv2d, BatchInvariantLinear, batch_invariant_conv2d
 
 IMAGE_SIZE = 28
 
@@ -118,7 +118,8 @@ class Detector(nn.Module):
         if x.dim() != 4 or x.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(f"expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
         if self.config.high_pass:
-            residual = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.laplacian.to(x.dtype))
+            # Alone or in a batch, the same sums (models.layers): a verdict must not depend on its batch.
+            residual = batch_invariant_conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.laplacian.to(x.dtype))
             x = torch.cat([x, residual], dim=1)  # (B, 2, 28, 28)
         h = self.features(x)  # (B, 4C, 7, 7)
         h = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)  # (B, 8C)

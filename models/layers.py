@@ -63,20 +63,32 @@ class BatchInvariantConv2d(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (
-            self.training
-            or x.shape[0] != 1
-            or torch.is_grad_enabled()
-            or x.device.type != "cpu"
-            or x.dtype != torch.float32
-            or self.padding_mode != "zeros"
-            or isinstance(self.padding, str)
-            or not torch.backends.mkldnn.is_available()
-        ):
+        if self.training or self.padding_mode != "zeros" or isinstance(self.padding, str):
             return super().forward(x)
-        return torch.mkldnn_convolution(
-            x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups
-        )
+        return batch_invariant_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def batch_invariant_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+) -> torch.Tensor:
+    """F.conv2d (zero padding given as numbers), except that a lone float32 image on the CPU without autograd
+    takes oneDNN's convolution, as a batch of two or more does (see BatchInvariantConv2d); for a fixed kernel
+    that is no layer, such as the detector's high-pass filter."""
+    if (
+        x.shape[0] != 1
+        or torch.is_grad_enabled()
+        or x.device.type != "cpu"
+        or x.dtype != torch.float32
+        or not torch.backends.mkldnn.is_available()
+    ):
+        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    return torch.mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups)
 
 
 class TapSumConv2d(nn.Conv2d):
