@@ -211,12 +211,11 @@ class MicroBatcher(Generic[In, Out]):
             self._queued_rows += rows
             self._submitted += 1
             ticket = self._submitted
-            depth = len(self._queue)
+            self._report_depth()
             self._cond.notify()
         if self._pending_arrivals is not None:
             # Runs after the callbacks already ready on the loop, e.g. other requests' first steps.
             loop.call_soon(self._caught_up, ticket)
-        self._observer.queue_depth(self.name, depth)
         try:
             return await job.future
         except asyncio.CancelledError:
@@ -228,7 +227,13 @@ class MicroBatcher(Generic[In, Out]):
                 else:
                     self._queued_rows -= rows
                     self._observer.rejected(self.name, "cancelled")
+                    self._report_depth()
             raise
+
+    def _report_depth(self) -> None:
+        """Tell the observer the queue's depth. Called holding the lock, at every change, so that reports
+        arrive in the order of the changes and the last one is the depth now (a cancelled request included)."""
+        self._observer.queue_depth(self.name, len(self._queue))
 
     def _caught_up(self, ticket: int) -> None:
         with self._cond:
@@ -270,8 +275,7 @@ class MicroBatcher(Generic[In, Out]):
                 rows += job.rows
             self._queued_rows -= rows
             self._running = len(batch)
-            depth = len(self._queue)
-        self._observer.queue_depth(self.name, depth)
+            self._report_depth()
         return batch
 
     def _work(self) -> None:

@@ -135,6 +135,48 @@ async def test_a_cancelled_request_leaves_the_queue_and_is_never_run() -> None:
         batcher.close(5)
 
 
+class DepthLog:
+    """An observer that keeps every queue depth reported and every rejection."""
+
+    def __init__(self) -> None:
+        self.depths: list[int] = []
+        self.rejections: list[str] = []
+
+    def queue_depth(self, name: str, depth: int) -> None:
+        self.depths.append(depth)
+
+    def queue_wait(self, name: str, seconds: float) -> None:
+        pass
+
+    def batch_done(self, name: str, rows: int, requests: int, seconds: float) -> None:
+        pass
+
+    def rejected(self, name: str, reason: str) -> None:
+        self.rejections.append(reason)
+
+
+async def test_the_reported_depth_drops_when_queued_requests_are_cancelled() -> None:
+    recorder, log = Recorder(), DepthLog()
+    recorder.release.clear()  # hold the worker inside its first batch, so the next requests stay queued
+    batcher = make(recorder, max_wait_s=0.0, observer=log)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(batcher.submit, 1)
+            await anyio.to_thread.run_sync(recorder.started.wait, 5)
+            with anyio.move_on_after(0.2):  # two callers give up while queued
+                async with anyio.create_task_group() as waiting:
+                    waiting.start_soon(batcher.submit, 2)
+                    waiting.start_soon(batcher.submit, 3)
+            assert batcher.depth == 0
+            assert log.rejections == ["cancelled", "cancelled"]
+            assert max(log.depths) == 2 and log.depths[-1] == 0  # the metric says what the queue holds
+            recorder.release.set()
+        assert recorder.batches == [[1]]
+    finally:
+        recorder.release.set()
+        batcher.close(5)
+
+
 async def test_an_error_fails_only_its_own_request() -> None:
     recorder = Recorder(fail_on=3)
     batcher = make(recorder)
