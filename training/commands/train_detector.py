@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=d.mirror_real_p,
         metavar="P",
         help="mirror this share of the real training images left to right (never fakes, whose artifacts have a "
-        "direction; default 0)",
+        "direction; default 0). Measured to hurt: orientation becomes evidence of real (docs/detector.md)",
     )
     p.add_argument(
         "--val-size", type=int, default=d.val_size, help="real training images held out (plus as many fakes)"
