@@ -179,7 +179,7 @@ def augment(images: torch.Tensor, rng: np.random.Generator, opts: AugmentOptions
 
 
 def mirror(images: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
-    """Mirror each uint8 (N, 28, 28) image left to right with probability ``p``; returns a new tensor.
+    """Mirror each uint8 (N, 28, 28) image left to right with probability ``p``; ``p`` = 0 returns ``images``.
 
     For real images only: a mirrored photo of a garment is as real as the photo, and one the detector has not
     memorized, while a generator's artifacts have a direction (docs/detector.md), so mirrored fakes would be
@@ -189,11 +189,9 @@ def mirror(images: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Te
     ``p`` = 0 draws nothing from ``rng``, so runs without it keep their streams.
     """
     if p == 0.0:
-        return images.clone()
+        return images  # no copy on every training step of every run that leaves it off
     flip = torch.from_numpy(rng.random(len(images)) < p)
-    out = images.clone()
-    out[flip] = images[flip].flip(-1)  # (k, 28, 28): columns reversed
-    return out
+    return torch.where(flip.view(-1, 1, 1), images.flip(-1), images)  # (N, 28, 28): chosen rows' columns reversed
 
 
 def jpeg_all(images: torch.Tensor, quality: int = EVAL_JPEG_QUALITY) -> torch.Tensor:
