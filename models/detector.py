@@ -32,6 +32,7 @@ positive = real, like the Discriminator. Calibrate by dividing the logit by
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -113,6 +114,42 @@ class Detector(nn.Module):
         if bool((y >= self.config.num_classes).any()):
             raise ValueError(f"label ids must be < {self.config.num_classes} (or negative for unknown)")
         return torch.where(y < 0, unknown, y)
+
+    @torch.no_grad()
+    def widened(self, channels: int) -> Detector:
+        """A copy of this detector at a larger width that computes the same logits (up to float rounding).
+
+        Each layer keeps its trained channels; the new ones get fresh incoming weights (the layer's default
+        init) and zero outgoing weights (into the next layer, the head and the label embedding), so at first
+        they change nothing, and training puts them to use. Batch-norm statistics of the new channels start
+        at their defaults. This is how a fine-tuning run adds capacity without starting over.
+        """
+        if channels < self.config.channels:
+            raise ValueError(f"cannot narrow a detector from width {self.config.channels} to {channels}")
+        wide = Detector(dataclasses.replace(self.config, channels=channels)).to(self.laplacian.device)
+        old_c, new_c = self.config.channels, channels
+        for old_block, new_block in zip(self.features, wide.features, strict=True):
+            old_conv, old_bn = old_block[0], old_block[1]
+            new_conv, new_bn = new_block[0], new_block[1]
+            out_c, in_c = old_conv.weight.shape[:2]
+            new_conv.weight[:out_c, :in_c] = old_conv.weight
+            new_conv.weight[:out_c, in_c:] = 0.0  # new inputs leave the old outputs as they were
+            new_bn.weight[:out_c] = old_bn.weight
+            new_bn.bias[:out_c] = old_bn.bias
+            new_bn.running_mean[:out_c] = old_bn.running_mean
+            new_bn.running_var[:out_c] = old_bn.running_var
+            new_bn.num_batches_tracked.copy_(old_bn.num_batches_tracked)
+        # Pooled features: mean over the 4C last channels, then max over them.
+        # Where the old features sit among the new ones: the first 4c of each half.
+        old_w, new_w = 4 * old_c, 4 * new_c
+        at = torch.cat([torch.arange(old_w), new_w + torch.arange(old_w)])
+        wide.head.weight.zero_()
+        wide.head.weight[:, at] = self.head.weight
+        wide.head.bias.copy_(self.head.bias)
+        if self.conditional:
+            wide.embed.weight.zero_()
+            wide.embed.weight[:, at] = self.embed.weight
+        return wide
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
@@ -43,7 +44,7 @@ from models.imaging import decode_image
 from training.calibration import calibrate
 from training.data import Split, load_split
 from training.device import resolve_device
-from training.evaluation import balanced_subset, class_counts, generate_uint8, stream_seed
+from training.evaluation import balanced_draw, generate_uint8, stream_seed
 from training.loop import code_version
 from training.metrics.detection import detection_figures_from_logits
 
@@ -86,6 +87,7 @@ class DetectorOptions:
     steps: int = 2000  # optimizer steps; every step draws fresh fakes
     batch_size: int = 128  # images per step: half real, half fake
     lr: float = 1e-3  # AdamW, cosine-decayed to 0 over the run
+    warmup_steps: int = 0  # steps over which the learning rate rises linearly to lr first (fine-tuning)
     weight_decay: float = 1e-4
     channels: int | None = None  # detector width at 28x28; None: the ``init`` detector's, else DEFAULT_CHANNELS
     init: str | None = None  # detector checkpoint to start from (fine-tuning); None: random weights
@@ -114,6 +116,8 @@ class DetectorOptions:
             raise ValueError("--batch-size must be an even number >= 2 (half real, half fake)")
         if self.steps < 1:
             raise ValueError("--steps must be at least 1")
+        if not 0 <= self.warmup_steps < self.steps:
+            raise ValueError("--warmup-steps must be >= 0 and fewer than --steps")
         if not 0.0 <= self.label_dropout <= 1.0:
             raise ValueError("--label-dropout must be in [0, 1]")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -301,7 +305,7 @@ def draw_test_reals(
     """``samples`` real test images (as many of each class as can be), picked by the seeded stream ``stream``:
     every report names its own, so that its committed figures are drawn again exactly. Returns a Split."""
     test = load_split("test", dataset, data_dir)
-    return balanced_subset(test, class_counts(min(samples, len(test)), NUM_CLASSES), stream_seed(seed, stream))
+    return balanced_draw(test, min(samples, len(test)), seed, stream, NUM_CLASSES)
 
 
 @torch.no_grad()
@@ -378,6 +382,19 @@ def evaluate_detector(
 # Training ---------------------------------------------------------------------------------------
 
 
+def lr_schedule(optimizer: torch.optim.Optimizer, steps: int, warmup_steps: int) -> LRScheduler:
+    """Cosine decay to 0 over ``steps``, after a linear rise over the first ``warmup_steps`` (0: none).
+
+    A fine-tuning run starts a fresh AdamW, whose first steps move every weight by about the full learning rate
+    whatever its gradient; a trained detector loses much of what it knew to that, unless the rate starts low.
+    """
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps - warmup_steps)
+    if not warmup_steps:
+        return cosine
+    rise = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warmup_steps, total_iters=warmup_steps)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [rise, cosine], milestones=[warmup_steps])
+
+
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, validation) indices of ``n`` real training images: a seeded permutation, the first ``val_size``
     held out. A detector's ``training`` facts (seed, train_images, val_images) give its split again."""
@@ -408,7 +425,7 @@ class DetectorTrainer:
             config = DetectorConfig(num_classes=num_classes, channels=opts.channels, dropout=opts.dropout)
             self.detector = Detector(config).to(self.device)
         self.optimizer = torch.optim.AdamW(self.detector.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=opts.steps)
+        self.scheduler = lr_schedule(self.optimizer, opts.steps, opts.warmup_steps)
         # The weights that are validated, calibrated and exported: the trained ones, or their running average,
         # which follows the same descent with less of each step's noise (and of the last batches' real images).
         self.ema = (
@@ -427,17 +444,21 @@ class DetectorTrainer:
         """The detector to fine-tune: its weights and width; refused when it cannot use the generators' labels."""
         detector = load_model(path, expected=Detector, device=self.device)
         assert isinstance(detector, Detector)
+        facts = detector.checkpoint.get("training", {})
+        width = detector.config.channels
         if self.opts.channels is None:
-            self.opts.channels = detector.config.channels  # recorded in options.json
-        if detector.config.channels != self.opts.channels:
+            self.opts.channels = width  # recorded in options.json
+        if self.opts.channels < width:
             raise ValueError(
-                f"--init {path} has width {detector.config.channels}, not --channels {self.opts.channels}; "
-                "omit --channels to keep the detector's width"
+                f"--init {path} has width {width}, more than --channels {self.opts.channels}; a detector can be "
+                "widened, not narrowed: omit --channels to keep its width, or give a larger one"
             )
+        if self.opts.channels > width:
+            # The same verdicts, with room to learn more (new weights drawn from the --seed-seeded stream).
+            detector = detector.widened(self.opts.channels)
         if self.fakes.any_conditional and not detector.conditional:
             raise ValueError(f"--init {path} takes no labels, but a --generator is conditional; start from scratch")
         detector.config.dropout = self.opts.dropout  # a training setting, no weights: this run's, as exported
-        facts = detector.checkpoint.get("training", {})
         # Calibration and model selection need validation images the starting detector never trained on.
         same_split = {"seed": self.opts.seed, "dataset": self.opts.dataset, "val_images": self.opts.val_size}
         differ = [f"{k} {facts.get(k)!r} (here {v!r})" for k, v in same_split.items() if facts.get(k) != v]
@@ -448,6 +469,7 @@ class DetectorTrainer:
             )
         self.init_facts = {
             "path": path,
+            "channels": width,
             **{k: facts[k] for k in ("steps", "seed", "train_images", "code_version") if k in facts},
         }
         return detector
@@ -604,6 +626,7 @@ class DetectorTrainer:
             "steps": opts.steps,
             "batch_size": opts.batch_size,
             "lr": opts.lr,
+            "warmup_steps": opts.warmup_steps,
             "weight_decay": opts.weight_decay,
             "label_dropout": opts.label_dropout,
             "ema_decay": opts.ema_decay,

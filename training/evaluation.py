@@ -108,6 +108,12 @@ def class_counts(n: int, num_classes: int) -> list[int]:
     return torch.bincount(balanced_labels(n, num_classes), minlength=num_classes).tolist()
 
 
+def balanced_draw(split: Split, n: int, seed: int, stream: str, num_classes: int) -> Split:
+    """``n`` images of ``split`` spread over the classes as ``balanced_labels`` spreads them, picked by the seeded
+    stream ``stream``: each figure draws from its own, so that a report's images are drawn again exactly."""
+    return balanced_subset(split, class_counts(n, num_classes), stream_seed(seed, stream))
+
+
 # The cheap figures, during training -------------------------------------------------------------
 
 
@@ -223,7 +229,7 @@ def _detection(
     n = min(opts.detection_images, len(test))
     if n < MIN_DETECTION_PER_SIDE:
         log.warning("detection on only %d real + %d generated images: the test set is that small", n, n)
-    real = balanced_subset(test, class_counts(n, num_classes), stream_seed(opts.seed, "detection-real"))
+    real = balanced_draw(test, n, opts.seed, "detection-real", num_classes)
     fakes = generate_uint8(
         generator, real.labels, stream_seed(opts.seed, "detection"), device, batch_size=opts.batch_size
     )
@@ -365,7 +371,7 @@ def evaluate(opts: EvalOptions, *, progress: bool = False) -> dict[str, Any]:
                 else generate_uint8(generator, balanced_labels(n, num_classes), stream_seed(opts.seed, "eval"), device)
             )
             real_n = min(n, len(test))
-            incep_real = balanced_subset(test, class_counts(real_n, num_classes), stream_seed(opts.seed, "incep"))
+            incep_real = balanced_draw(test, real_n, opts.seed, "incep", num_classes)
             report["inception_fid"] = inception.inception_fid(
                 incep_fakes, incep_real.images, device=device, progress=progress
             )
@@ -386,7 +392,7 @@ def _gan_train(
 ) -> dict[str, Any]:
     recipe: Recipe = LEAN_RECIPE
     n = opts.gan_train_images
-    real = balanced_subset(train, class_counts(n, num_classes), stream_seed(opts.seed, "gan-train-real"))
+    real = balanced_draw(train, n, opts.seed, "gan-train-real", num_classes)
     real_acc = train_and_test(real.images, real.labels, test, recipe, seed=opts.seed, device=device)
     out: dict[str, Any] = {
         "images": n,
@@ -581,6 +587,7 @@ def write_reports(report: dict[str, Any], out: str | os.PathLike) -> tuple[Path,
 __all__ = [
     "METRICS",
     "EvalOptions",
+    "balanced_draw",
     "balanced_labels",
     "balanced_subset",
     "cheap_metrics",

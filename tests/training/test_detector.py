@@ -28,6 +28,7 @@ from training.detector import (
     AugmentOptions,
     FakeSource,
     augment,
+    lr_schedule,
     mirror,
     reencode,
     shift,
@@ -97,6 +98,48 @@ def test_dropout_acts_while_training_only_and_old_configs_load_without_it():
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="dropout must be in"):
             Detector(DetectorConfig(channels=4, dropout=bad))
+
+
+@pytest.mark.parametrize("num_classes", [10, 0])
+def test_widened_detector_gives_the_same_logits_and_trains_its_new_channels(num_classes):
+    torch.manual_seed(0)
+    det = Detector(DetectorConfig(num_classes=num_classes, channels=4))
+    det.train()
+    det(torch.rand(16, 1, 28, 28) * 2 - 1)  # non-trivial batch-norm statistics
+    det.eval()
+    wide = det.widened(6).eval()
+    assert wide.config == DetectorConfig(num_classes=num_classes, channels=6)
+    x, y = torch.rand(8, 1, 28, 28) * 2 - 1, torch.tensor([0, 1, -1, 3, 4, 9, 2, -1])
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x, y), det(x, y), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(wide(x), det(x), rtol=1e-5, atol=1e-5)
+    # The new channels are live: one step changes their incoming and outgoing weights alike.
+    wide.train()
+    opt = torch.optim.SGD(wide.parameters(), lr=0.1)
+    for _ in range(2):  # the first step moves the zero outgoing weights, the second the incoming ones through them
+        loss = F.binary_cross_entropy_with_logits(wide(x, y), torch.tensor([1.0, 0] * 4))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    second = wide.features[1][0].weight  # (6, 6, 3, 3)
+    assert second[:4, 4:].abs().sum() > 0 and second[4:, :4].abs().sum() > 0
+    with pytest.raises(ValueError, match="cannot narrow a detector from width 4 to 3"):
+        det.widened(3)
+
+
+def test_warmup_raises_the_learning_rate_linearly_then_decays_it_to_zero():
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = lr_schedule(opt, steps=10, warmup_steps=4)
+    rates = []
+    for _ in range(10):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    # From lr / 4 up to lr in four equal steps, then the cosine from lr down.
+    assert rates[:5] == pytest.approx([0.25, 0.4375, 0.625, 0.8125, 1.0])
+    assert rates[4:] == sorted(rates[4:], reverse=True) and rates[-1] < 0.1
+    plain = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    assert isinstance(lr_schedule(plain, steps=10, warmup_steps=0), torch.optim.lr_scheduler.CosineAnnealingLR)
 
 
 def _synthetic(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -292,6 +335,7 @@ def test_unconditional_generators_give_a_label_free_detector(tiny_data, tmp_path
         (["--val-size", "195"], "cannot hold --val-size"),
         (["--batch-size", "7"], "even number"),
         (["--jpeg-p", "0.9", "--png-p", "0.3"], "must not exceed 1"),
+        (["--warmup-steps", "4"], "--warmup-steps must be >= 0 and fewer than --steps"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(tiny_data, tmp_path, generators, caplog, extra, message):
@@ -342,16 +386,30 @@ def test_init_fine_tunes_an_existing_detector_and_records_where_it_started(tiny_
     assert distance(b) < distance(c) / 10
 
 
+def test_init_with_a_larger_width_widens_the_detector_and_records_its_width(tiny_data, tmp_path, generators):
+    first, second = tmp_path / "first", tmp_path / "second"
+    base = ["train-detector", "--generator", str(generators[0])]
+    assert main([*base, "--out", str(first), *TINY]) == 0
+    args = [*base, "--out", str(second), "--init", str(first / "detector"), *TINY_ANY_WIDTH, "--channels", "6"]
+    assert main([*args, "--warmup-steps", "2"]) == 0
+    wide = load_model(second / "detector", expected=Detector)
+    assert wide.config.channels == 6
+    training = json.loads((second / "detector" / "config.json").read_text())["training"]
+    assert training["init"]["channels"] == 4 and training["warmup_steps"] == 2
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--channels", "6"], "has width 4, not --channels 6"),
+        (["--channels", "3"], "has width 4, more than --channels 3"),
         (["--channels", "4", "--val-size", "30"], "another validation split (val_images 40 (here 30))"),
         (["--channels", "4", "--seed", "1"], "another validation split (seed 0 (here 1))"),
         (["--channels", "4", "--limit", "150"], "trained on 160 images, this run on 110"),
     ],
 )
-def test_init_refuses_another_width_or_validation_split(tiny_data, tmp_path, generators, caplog, extra, message):
+def test_init_refuses_a_narrower_width_or_another_validation_split(
+    tiny_data, tmp_path, generators, caplog, extra, message
+):
     first = tmp_path / "first"
     assert main(["train-detector", "--generator", str(generators[0]), "--out", str(first), *TINY]) == 0
     args = ["train-detector", "--generator", str(generators[0]), "--out", str(tmp_path / "r")]

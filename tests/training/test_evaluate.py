@@ -27,6 +27,7 @@ from training.cli import main
 from training.data import Split, load_split
 from training.evaluation import (
     EvalOptions,
+    balanced_draw,
     balanced_labels,
     balanced_subset,
     cheap_metrics,
@@ -102,6 +103,11 @@ def test_balanced_sampling_helpers():
     assert len(sub) == 30 and torch.bincount(sub.labels).tolist() == [3] * 10
     assert torch.equal(sub.images, balanced_subset(split, [3] * 10, seed=1).images)
     assert stream_seed(0, "eval") != stream_seed(0, "detection") != stream_seed(1, "eval")
+    # A named stream: the same images again under its name, other ones under another.
+    draw = balanced_draw(split, 12, 0, "detection-real", 10)
+    assert torch.bincount(draw.labels, minlength=10).tolist() == [2, 2] + [1] * 8
+    assert torch.equal(draw.images, balanced_draw(split, 12, 0, "detection-real", 10).images)
+    assert not torch.equal(draw.images, balanced_draw(split, 12, 0, "incep", 10).images)
 
 
 # Known answers through the pipeline ---------------------------------------------------------------

@@ -42,12 +42,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step, half real and half fake")
     p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate (cosine-decayed)")
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=d.warmup_steps,
+        metavar="K",
+        help="raise the learning rate linearly over the first K steps (default 0); a fine-tuning run (--init) "
+        "keeps more of what its detector knew with a few hundred",
+    )
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument(
         "--channels",
         type=int,
         default=None,
-        help=f"detector width at 28x28 (default {DEFAULT_CHANNELS}; with --init, its)",
+        help=f"detector width at 28x28 (default {DEFAULT_CHANNELS}; with --init, its own, and a larger one widens it: "
+        "the new channels start out changing nothing)",
     )
     p.add_argument(
         "--init",
@@ -113,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        warmup_steps=args.warmup_steps,
         weight_decay=args.weight_decay,
         channels=args.channels,
         init=args.init,
