@@ -127,7 +127,6 @@ class Detector(nn.Module):
         if channels < self.config.channels:
             raise ValueError(f"cannot narrow a detector from width {self.config.channels} to {channels}")
         wide = Detector(dataclasses.replace(self.config, channels=channels)).to(self.laplacian.device)
-        old_c, new_c = self.config.channels, channels
         for old_block, new_block in zip(self.features, wide.features, strict=True):
             old_conv, old_bn = old_block[0], old_block[1]
             new_conv, new_bn = new_block[0], new_block[1]
@@ -139,9 +138,9 @@ class Detector(nn.Module):
             new_bn.running_mean[:out_c] = old_bn.running_mean
             new_bn.running_var[:out_c] = old_bn.running_var
             new_bn.num_batches_tracked.copy_(old_bn.num_batches_tracked)
-        # Pooled features: mean over the 4C last channels, then max over them.
-        # Where the old features sit among the new ones: the first 4c of each half.
-        old_w, new_w = 4 * old_c, 4 * new_c
+        # The pooled features are the last layer's 4C channel means, then their 4C maxima: the old ones are
+        # the first 4c of each half.
+        old_w, new_w = 4 * self.config.channels, 4 * channels
         at = torch.cat([torch.arange(old_w), new_w + torch.arange(old_w)])
         wide.head.weight.zero_()
         wide.head.weight[:, at] = self.head.weight

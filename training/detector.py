@@ -453,12 +453,8 @@ class DetectorTrainer:
                 f"--init {path} has width {width}, more than --channels {self.opts.channels}; a detector can be "
                 "widened, not narrowed: omit --channels to keep its width, or give a larger one"
             )
-        if self.opts.channels > width:
-            # The same verdicts, with room to learn more (new weights drawn from the --seed-seeded stream).
-            detector = detector.widened(self.opts.channels)
         if self.fakes.any_conditional and not detector.conditional:
             raise ValueError(f"--init {path} takes no labels, but a --generator is conditional; start from scratch")
-        detector.config.dropout = self.opts.dropout  # a training setting, no weights: this run's, as exported
         # Calibration and model selection need validation images the starting detector never trained on.
         same_split = {"seed": self.opts.seed, "dataset": self.opts.dataset, "val_images": self.opts.val_size}
         differ = [f"{k} {facts.get(k)!r} (here {v!r})" for k, v in same_split.items() if facts.get(k) != v]
@@ -472,6 +468,10 @@ class DetectorTrainer:
             "channels": width,
             **{k: facts[k] for k in ("steps", "seed", "train_images", "code_version") if k in facts},
         }
+        if self.opts.channels > width:
+            # Once every check has passed: the same verdicts, with room to learn more (new weights from --seed).
+            detector = detector.widened(self.opts.channels)
+        detector.config.dropout = self.opts.dropout  # a training setting, no weights: this run's, as exported
         return detector
 
     def _split_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

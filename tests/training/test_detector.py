@@ -113,7 +113,10 @@ def test_widened_detector_gives_the_same_logits_and_trains_its_new_channels(num_
     with torch.no_grad():
         torch.testing.assert_close(wide(x, y), det(x, y), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(wide(x), det(x), rtol=1e-5, atol=1e-5)
-    # The new channels are live: one step changes their incoming and outgoing weights alike.
+    # The new channels are live: training moves their outgoing weights (zero at first) and their incoming ones.
+    second = wide.features[1][0].weight  # (6, 6, 3, 3): out, in
+    assert not second[:4, 4:].any()
+    incoming = second[4:].clone()
     wide.train()
     opt = torch.optim.SGD(wide.parameters(), lr=0.1)
     for _ in range(2):  # the first step moves the zero outgoing weights, the second the incoming ones through them
@@ -121,8 +124,7 @@ def test_widened_detector_gives_the_same_logits_and_trains_its_new_channels(num_
         opt.zero_grad()
         loss.backward()
         opt.step()
-    second = wide.features[1][0].weight  # (6, 6, 3, 3)
-    assert second[:4, 4:].abs().sum() > 0 and second[4:, :4].abs().sum() > 0
+    assert second[:4, 4:].abs().sum() > 0 and not torch.equal(second[4:], incoming)
     with pytest.raises(ValueError, match="cannot narrow a detector from width 4 to 3"):
         det.widened(3)
 
