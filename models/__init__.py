@@ -17,7 +17,7 @@ from models.checkpoint import (
     update_metrics,
 )
 from models.classifier import Classifier, ClassifierConfig
-from models.detector import Detector, DetectorConfig
+from models.detector import DETECTORS, Detector, DetectorConfig, DetectorEnsemble, DetectorEnsembleConfig
 from models.images import noise, quantize, requantize, to_float
 from models.labels import NAMES, NUM_CLASSES, UnknownLabelError, label_name, parse_label
 from models.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
@@ -25,6 +25,7 @@ from models.networks import Discriminator, DiscriminatorConfig, Generator, Gener
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 __all__ = [
+    "DETECTORS",
     "NAMES",
     "NUM_CLASSES",
     "WEIGHTS_DIR",
@@ -33,6 +34,8 @@ __all__ = [
     "ClassifierConfig",
     "Detector",
     "DetectorConfig",
+    "DetectorEnsemble",
+    "DetectorEnsembleConfig",
     "Discriminator",
     "DiscriminatorConfig",
     "Generator",

@@ -166,3 +166,69 @@ class Detector(nn.Module):
             rows = self.label_index(y, x.shape[0], x.device)
             logit = logit + (self.embed(rows) * h).sum(dim=1)  # projection term
         return logit
+
+
+@dataclass
+class DetectorEnsembleConfig:
+    members: list[DetectorConfig] = dataclasses.field(default_factory=list)  # each member's architecture
+
+    def __post_init__(self) -> None:
+        # Read back from config.json, each member is a dict of DetectorConfig settings.
+        members = []
+        for i, m in enumerate(self.members):
+            if isinstance(m, dict):
+                unknown = set(m) - {f.name for f in dataclasses.fields(DetectorConfig)}
+                if unknown:
+                    raise ValueError(f"member {i}: unknown Detector settings {sorted(unknown)}")
+                m = DetectorConfig(**m)
+            if not isinstance(m, DetectorConfig):
+                raise ValueError(f"member {i}: expected Detector settings, got {type(m).__name__}")
+            members.append(m)
+        self.members = members
+
+
+@register
+class DetectorEnsemble(nn.Module):
+    """Several detectors judging together: ensemble(x, y=None) -> (B,) the mean of their raw logits.
+
+    Detectors trained apart err on mostly different images (docs/detector.md), so the mean of their logits
+    separates better than either; it is calibrated with its own temperature, fitted on validation images
+    none of its members trained on (``python -m training ensemble-detector``). Same contract as Detector:
+    x in -1..1 (B, 1, 28, 28), y (B,) int64 with negative entries (or None) meaning "unknown"; positive = real.
+    """
+
+    config_class = DetectorEnsembleConfig
+
+    def __init__(self, config: DetectorEnsembleConfig) -> None:
+        super().__init__()
+        if len(config.members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        classes = {m.num_classes for m in config.members}
+        if len(classes) != 1:
+            raise ValueError(f"members must take the same labels, got num_classes {sorted(classes)}")
+        self.config = config
+        self.members = nn.ModuleList(Detector(m) for m in config.members)
+
+    @classmethod
+    def of(cls, detectors: list[Detector]) -> DetectorEnsemble:
+        """An ensemble holding copies of these detectors' weights."""
+        ensemble = cls(DetectorEnsembleConfig(members=[dataclasses.replace(d.config, dropout=0.0) for d in detectors]))
+        for member, detector in zip(ensemble.members, detectors, strict=True):
+            member.load_state_dict(detector.state_dict())
+        return ensemble
+
+    @property
+    def conditional(self) -> bool:
+        return self.members[0].conditional
+
+    @property
+    def unknown_label(self) -> int:
+        return self.members[0].unknown_label
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        logits = [member(x, y) for member in self.members]  # each (B,)
+        return torch.stack(logits).mean(dim=0)
+
+
+# The classes a detector checkpoint may hold (``load_model(..., expected=DETECTORS)``).
+DETECTORS: tuple[type[nn.Module], ...] = (Detector, DetectorEnsemble)

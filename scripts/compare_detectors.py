@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.record import header, write  # noqa: E402
-from models import Detector, Discriminator, Generator, load_model, read_temperature  # noqa: E402
+from models import DETECTORS, Discriminator, Generator, load_model, read_temperature  # noqa: E402
 from training.detector import draw_fakes, draw_test_reals, evaluate_detector  # noqa: E402
 from training.evaluation import stream_seed  # noqa: E402
 
@@ -60,7 +60,7 @@ def main() -> None:
         "generators": args.generator,
         "detectors": {},
     }
-    judges = [(path, Detector) for path in args.detector] + [(path, Discriminator) for path in args.discriminator]
+    judges = [(path, DETECTORS) for path in args.detector] + [(path, Discriminator) for path in args.discriminator]
     for path, cls in judges:
         detector = load_model(path, expected=cls, device=device)
         temperature = read_temperature(detector.checkpoint, path, default=1.0)
@@ -73,7 +73,7 @@ def main() -> None:
             device=device,
             needs_label=cls is Discriminator and detector.conditional,
         )
-        report["detectors"][path] = {"kind": cls.__name__, "temperature": temperature, "figures": figures}
+        report["detectors"][path] = {"kind": type(detector).__name__, "temperature": temperature, "figures": figures}
         print(f"{path} (temperature {temperature:.3f})")
         for generator, versions in figures.items():
             cells = [

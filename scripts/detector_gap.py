@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.record import header, write  # noqa: E402
-from models import Detector, Generator, load_model  # noqa: E402
+from models import DETECTORS, Generator, load_model  # noqa: E402
 from training.data import load_split  # noqa: E402
 from training.detector import (  # noqa: E402
     EVAL_JPEG_QUALITY,
@@ -47,7 +47,7 @@ def versions(images: torch.Tensor) -> dict[str, torch.Tensor]:
     return dict(zip(VERSIONS, (images, jpeg_all(images), mirrored, jpeg_all(mirrored)), strict=True))
 
 
-def split_key(detector: Detector, path: str) -> tuple[str, int, int, int]:
+def split_key(detector: torch.nn.Module, path: str) -> tuple[str, int, int, int]:
     """(dataset, train_images, val_images, seed): what draws a detector's real split again."""
     facts = detector.checkpoint.get("training", {})
     missing = [k for k in ("seed", "train_images", "val_images", "dataset") if k not in facts]
@@ -73,7 +73,9 @@ def draw_real_sets(
     return sets
 
 
-def judge(detector: Detector, images: dict[str, torch.Tensor], labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def judge(
+    detector: torch.nn.Module, images: dict[str, torch.Tensor], labels: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
     """Per version (of ``versions``): the detector's verdicts, True for "real" (a positive logit)."""
     cpu = torch.device("cpu")
     return {version: predict_logits(detector, x, labels, cpu) > 0 for version, x in images.items()}
@@ -108,7 +110,7 @@ def main() -> None:
     fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
     wrong_on_test: dict[str, set[int]] = {}
     for path in args.detector:
-        detector = load_model(path, expected=Detector, device=cpu)
+        detector = load_model(path, expected=DETECTORS, device=cpu)
         key = split_key(detector, path)
         if key not in reals:
             sets = draw_real_sets(*key, args.samples, args.seed)

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.record import header, write  # noqa: E402
-from models import Detector, Generator, load_model, read_temperature  # noqa: E402
+from models import DETECTORS, Generator, load_model, read_temperature  # noqa: E402
 from training.detector import (  # noqa: E402
     UNKNOWN,
     detection_figures,
@@ -58,7 +58,7 @@ def main() -> None:
     real = draw_test_reals(args.samples, args.seed, "compare-real")
     g = load_model(args.generator, expected=Generator, device=device)
     fake, fake_labels = draw_fakes(g, real.labels, stream_seed(args.seed, f"compare:{args.generator}"), device)
-    detector = load_model(args.detector, expected=Detector, device=device)
+    detector = load_model(args.detector, expected=DETECTORS, device=device)
     temperature = read_temperature(detector.checkpoint, args.detector, default=1.0)
     images = {"real": jpeg_all(real.images), "fake": jpeg_all(fake)}
     labels = {"real": real.labels, "fake": fake_labels}

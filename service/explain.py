@@ -63,6 +63,10 @@ LAYERS: dict[str, str] = {
     "Discriminator": "features.5",  # LeakyReLU after the second 14x14 convolution: (B, 2C, 14, 14)
     "Detector": "features.3",  # the second 14x14 block (conv, batch norm, LeakyReLU): (B, 2C, 14, 14)
 }
+# Networks made of several of the above (ModuleList ``members``): each member's layer is read, and the map is the
+# sum of their GradCAM terms before the ReLU. The ensemble's logit is the mean of its members', so each member's
+# gradient carries its 1/K share, and the sum is the evidence of the verdict the ensemble gives.
+ENSEMBLES: frozenset[str] = frozenset({"DetectorEnsemble"})
 DEFAULT_SCALE = 8  # 28x28 -> 224x224 overlays
 CONCURRENCY = 2  # GradCAM passes at once (each in its own worker thread, on its own copy of the network)
 QUEUE_LIMIT = 16  # requests that may wait for a worker; beyond: 503 + Retry-After
@@ -74,14 +78,22 @@ class NoLayer(InvalidInput):
     """The network has no layer chosen for GradCAM (a class not in LAYERS)."""
 
 
-def layer_of(module: nn.Module) -> tuple[str, nn.Module]:
-    """The (name, layer) that GradCAM reads in this network; NoLayer for an unknown architecture."""
-    name = LAYERS.get(type(module).__name__)
+def layers_of(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The (name, layer) pairs that GradCAM reads in this network (one per member of an ensemble); NoLayer for
+    an unknown architecture."""
+    kind = type(module).__name__
+    if kind in ENSEMBLES:
+        members = getattr(module, "members", None)
+        if isinstance(members, nn.ModuleList) and all(type(m).__name__ in LAYERS for m in members):
+            return [
+                (f"members.{i}.{LAYERS[type(m).__name__]}", m.get_submodule(LAYERS[type(m).__name__]))
+                for i, m in enumerate(members)
+            ]
+    name = LAYERS.get(kind)
     if name is None:
-        raise NoLayer(
-            f"no GradCAM layer is defined for a {type(module).__name__}; explainable: {', '.join(sorted(LAYERS))}"
-        )
-    return name, module.get_submodule(name)
+        explainable = ", ".join(sorted({*LAYERS, *ENSEMBLES}))
+        raise NoLayer(f"no GradCAM layer is defined for a {kind}; explainable: {explainable}")
+    return [(name, module.get_submodule(name))]
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,7 @@ class Explanation:
 
     heat: np.ndarray  # (h, w) float32 >= 0 at the layer's resolution: evidence toward "fake" (calibrated logit units)
     logit: float  # the calibrated logit (positive = real)
-    layer: str  # which layer, e.g. "features.5"
+    layer: str  # which layer, e.g. "features.5" (an ensemble's, joined by "+")
 
     @property
     def peak(self) -> float:
@@ -118,7 +130,7 @@ def gradcam(
     """
     from captum.attr import LayerGradCam  # imported on first use: it costs a second of startup otherwise
 
-    name, layer = layer_of(module)
+    layers = layers_of(module)
     scale = 1.0 / (temperature or 1.0)
     device = next(module.parameters()).device
     x = models.to_float(images).unsqueeze(1).to(device)  # (B, 1, 28, 28)
@@ -128,10 +140,15 @@ def gradcam(
         return -module(x, y).float() * scale  # (B,): the negated calibrated logit
 
     with torch.enable_grad():  # the batchers' inference mode is per thread, but say it
-        cam = LayerGradCam(toward_fake, layer).attribute(x, additional_forward_args=(y,), relu_attributions=True)
+        # One GradCAM term per layer read, summed before the ReLU (an ensemble's members: see ENSEMBLES).
+        cam = sum(
+            LayerGradCam(toward_fake, layer).attribute(x, additional_forward_args=(y,), relu_attributions=False)
+            for _, layer in layers
+        )
         with torch.no_grad():
             logits = -toward_fake(x, y)
-    heat = cam.detach()[:, 0].float().cpu().numpy()  # (B, h, w)
+    heat = torch.relu(cam.detach())[:, 0].float().cpu().numpy()  # (B, h, w)
+    name = "+".join(n for n, _ in layers)
     return [
         Explanation(heat=h, logit=float(logit), layer=name)
         for h, logit in zip(heat, logits.cpu().tolist(), strict=True)
@@ -206,7 +223,7 @@ class Explainer:
 
     async def explain(self, served: ServedModel, image: torch.Tensor, label: int | None, scale: int) -> Rendered:
         """GradCAM of one (28, 28) uint8 image, and its overlay as a PNG; 503 when too many wait."""
-        layer_of(served.module)  # an unknown architecture is a 422 before anything waits
+        layers_of(served.module)  # an unknown architecture is a 422 before anything waits
         if self._waiting >= self.queue_limit + self.concurrency:
             raise Overloaded(
                 f"too many explanations in progress ({self._waiting}); retry shortly",

@@ -151,7 +151,9 @@ def freeze_for_serving(module: nn.Module) -> nn.Module:
     return module
 
 
-def _load(name: str, directory: Path, expected: type[nn.Module] | None, device: torch.device) -> ServedModel:
+def _load(
+    name: str, directory: Path, expected: type[nn.Module] | tuple[type[nn.Module], ...] | None, device: torch.device
+) -> ServedModel:
     try:
         module = models.load_model(directory, expected=expected, device=device)
     except models.CheckpointError:
@@ -197,6 +199,6 @@ def load_models(weights_dir: Path, device: torch.device) -> ModelSet:
     generator = _load(GENERATOR, weights_dir / GENERATOR, models.Generator, device)
     classifiers = {DISCRIMINATOR: _load(DISCRIMINATOR, weights_dir / DISCRIMINATOR, models.Discriminator, device)}
     if default_classifier_name(weights_dir) == DETECTOR:
-        # The Detector class is registered in models once it exists; until then accept any registered class.
-        classifiers[DETECTOR] = _load(DETECTOR, weights_dir / DETECTOR, models.registered().get("Detector"), device)
+        # A single Detector or an ensemble of them.
+        classifiers[DETECTOR] = _load(DETECTOR, weights_dir / DETECTOR, models.DETECTORS, device)
     return ModelSet(device=device, generator=generator, classifiers=classifiers)

@@ -89,6 +89,12 @@ class Calibration:
     nll_after: float
     samples: int
 
+    def __str__(self) -> str:
+        return (
+            f"temperature {self.temperature:.4f}: validation ECE {self.ece_before:.4f} -> {self.ece_after:.4f}, "
+            f"NLL {self.nll_before:.4f} -> {self.nll_after:.4f}"
+        )
+
     def to_metrics(self) -> dict[str, float | int]:
         """Flat figures for a checkpoint's ``metrics`` (the service reads ``temperature``)."""
         return {

@@ -379,6 +379,57 @@ def evaluate_detector(
     return report
 
 
+def validation_set(
+    real: torch.Tensor,
+    real_y: torch.Tensor,
+    fakes: FakeSource,
+    seed: int,
+    label_dropout: float,
+    augment_opts: AugmentOptions,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fixed validation set: held-out reals and as many seeded fakes, augmented like training images.
+
+    Returns uint8 images (2N, 28, 28), labels (2N,) (UNKNOWN where withheld) and targets (2N,), reals first;
+    the same for the same ``seed`` and generators, so a continuation and an ensemble calibrate on the same images.
+    """
+    rng = torch.Generator(device=device).manual_seed(seed + 1)
+    np_rng = np.random.default_rng(seed + 1)
+    fake, fake_y = fakes.sample(len(real), rng)
+    real_y, fake_y = withhold_labels(real_y, fake_y, label_dropout, np_rng)
+    images = torch.cat([augment(real, np_rng, augment_opts), augment(fake, np_rng, augment_opts)])
+    labels = torch.cat([real_y, fake_y])
+    targets = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
+    return images, labels, targets
+
+
+def test_figures(
+    detector: nn.Module,
+    seen: FakeSource,
+    holdout_generators: Sequence[str],
+    *,
+    samples: int,
+    seed: int,
+    dataset: str,
+    data_dir: str | None,
+    temperature: float,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Real test images against fresh fakes of each generator, drawn as ``evaluate`` draws them: the figures
+    of ``evaluate_detector`` keyed "seen:DIR" for the generators trained against, "unseen:DIR" for the others."""
+    real = draw_test_reals(samples, seed, "detector-test-real", dataset, data_dir)
+    fakes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    pairs = list(zip(seen.paths, seen.generators, strict=True))
+    unseen = [(p, load_model(p, expected=Generator, device=device)) for p in holdout_generators]
+    for kind, group in (("seen", pairs), ("unseen", unseen)):
+        for path, g in group:
+            # A fake carries the label it was generated for: the same labels as the reals.
+            fakes[f"{kind}:{path}"] = draw_fakes(
+                g, real.labels, stream_seed(seed, f"detector-test:{kind}:{path}"), device
+            )
+    return evaluate_detector(detector, real.images, real.labels, fakes, temperature=temperature, device=device)
+
+
 # Training ---------------------------------------------------------------------------------------
 
 
@@ -487,15 +538,8 @@ class DetectorTrainer:
         return split.images[train_idx], split.labels[train_idx], split.images[val_idx], split.labels[val_idx]
 
     def _validation_set(self, real: torch.Tensor, real_y: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """A fixed validation set: held-out reals and as many seeded fakes, augmented like training images."""
-        rng = torch.Generator(device=self.device).manual_seed(self.opts.seed + 1)
-        np_rng = np.random.default_rng(self.opts.seed + 1)
-        fake, fake_y = self.fakes.sample(len(real), rng)
-        real_y, fake_y = withhold_labels(real_y, fake_y, self.opts.label_dropout, np_rng)
-        images = torch.cat([augment(real, np_rng, self.opts.augment), augment(fake, np_rng, self.opts.augment)])
-        labels = torch.cat([real_y, fake_y])
-        targets = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
-        return images, labels, targets
+        opts = self.opts
+        return validation_set(real, real_y, self.fakes, opts.seed, opts.label_dropout, opts.augment, self.device)
 
     @property
     def judged(self) -> Detector:
@@ -600,14 +644,7 @@ class DetectorTrainer:
         # Calibrate on the validation split.
         val_logits = predict_logits(self.detector, val_images, val_labels, dev)
         calibration = calibrate(val_logits, val_targets)
-        log.info(
-            "temperature %.4f: validation ECE %.4f -> %.4f, NLL %.4f -> %.4f",
-            calibration.temperature,
-            calibration.ece_before,
-            calibration.ece_after,
-            calibration.nll_before,
-            calibration.nll_after,
-        )
+        log.info("%s", calibration)
 
         # Evaluate on the test split against fresh fakes of every generator, seen and held out.
         test = self._test_figures(calibration.temperature)
@@ -648,19 +685,17 @@ class DetectorTrainer:
         return metrics
 
     def _test_figures(self, temperature: float) -> dict[str, Any]:
-        """Real test images against fresh fakes of each generator, drawn as ``evaluate`` draws them."""
         opts = self.opts
-        real = draw_test_reals(opts.test_samples, opts.seed, "detector-test-real", opts.dataset, opts.data_dir)
-        fakes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        seen = list(zip(self.fakes.paths, self.fakes.generators, strict=True))
-        unseen = [(p, load_model(p, expected=Generator, device=self.device)) for p in opts.holdout_generators]
-        for kind, pairs in (("seen", seen), ("unseen", unseen)):
-            for path, g in pairs:
-                # A fake carries the label it was generated for: the same labels as the reals.
-                seed = stream_seed(opts.seed, f"detector-test:{kind}:{path}")
-                fakes[f"{kind}:{path}"] = draw_fakes(g, real.labels, seed, self.device)
-        return evaluate_detector(
-            self.detector, real.images, real.labels, fakes, temperature=temperature, device=self.device
+        return test_figures(
+            self.detector,
+            self.fakes,
+            opts.holdout_generators,
+            samples=opts.test_samples,
+            seed=opts.seed,
+            dataset=opts.dataset,
+            data_dir=opts.data_dir,
+            temperature=temperature,
+            device=self.device,
         )
 
     def _append(self, name: str, row: dict[str, Any]) -> None:

@@ -54,7 +54,10 @@ class ExplainResponse(BaseModel):
     label: Literal["real", "fake"] = Field(description="The verdict, exactly as /classify gives it.")
     confidence: float = Field(ge=0.5, le=1.0, description="Probability of the verdict, rounded to 4 digits.")
     model: str = Field(description="The network explained: discriminator or detector.")
-    layer: str = Field(description=f"The layer GradCAM read ({', '.join(f'{k}: {v}' for k, v in LAYERS.items())}).")
+    layer: str = Field(
+        description=f"The layer GradCAM read ({', '.join(f'{k}: {v}' for k, v in LAYERS.items())}; for a "
+        "DetectorEnsemble each member's, e.g. members.0.features.3+members.1.features.3, the map their sum)."
+    )
     peak: float = Field(ge=0, description="The map's largest value before scaling (calibrated-logit units).")
     heatmap: list[list[float]] = Field(
         description="Evidence toward 'fake' at the layer's resolution (14x14), scaled to 0..1 (all 0 when peak is 0)."

@@ -51,6 +51,13 @@ def make_detector(seed: int = 2) -> torch.nn.Module:
     return cls(cls.config_class(**({"channels": 4} if "channels" in fields else {}))).eval()
 
 
+def make_detector_ensemble(seed: int = 3) -> models.DetectorEnsemble:
+    """Two tiny detectors of different widths judging together (the mean of their logits)."""
+    torch.manual_seed(seed)
+    members = [models.Detector(models.DetectorConfig(channels=c)) for c in (4, 6)]
+    return models.DetectorEnsemble.of(members).eval()
+
+
 def write_weights(
     directory: Path,
     *,

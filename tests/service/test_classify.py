@@ -15,6 +15,7 @@ from tests.service.support import (
     expected_verdict,
     image_bytes,
     make_detector,
+    make_detector_ensemble,
     make_discriminator,
     png_bytes,
     sample_pixels,
@@ -273,14 +274,20 @@ def test_image_sent_as_a_plain_field_is_read_too(client) -> None:
     assert response.json() == discriminator_answer(PIXELS, 8)
 
 
+@pytest.fixture(params=[make_detector, make_detector_ensemble], ids=["detector", "ensemble"])
+def make_judge(request):
+    """How the detector is built: one network, or an ensemble of two."""
+    return request.param
+
+
 @pytest.fixture
-def detector_client(make_client, tmp_path):
-    weights = write_weights(tmp_path, detector=make_detector(), detector_metrics={"temperature": 2.0, "auc": 0.9})
+def detector_client(make_client, tmp_path, make_judge):
+    weights = write_weights(tmp_path, detector=make_judge(), detector_metrics={"temperature": 2.0, "auc": 0.9})
     return make_client(weights)
 
 
-def test_detector_is_the_default_and_works_without_a_label(detector_client) -> None:
-    detector = make_detector()
+def test_detector_is_the_default_and_works_without_a_label(detector_client, make_judge) -> None:
+    detector = make_judge()
     for label in (None, 4):
         fields = {} if label is None else {"label": str(label)}
         response = classify(detector_client, png_bytes(PIXELS), **fields)

@@ -24,12 +24,13 @@ import models
 from service import explain as explain_module
 from service.app import create_app
 from service.errors import Overloaded
-from service.explain import LAYERS, Explainer, gradcam, layer_of, overlay
+from service.explain import LAYERS, Explainer, gradcam, layers_of, overlay
 from service.loading import ServedModel
 from tests.service.support import (
     expected_p_real,
     expected_verdict,
     make_detector,
+    make_detector_ensemble,
     make_discriminator,
     png_bytes,
     sample_pixels,
@@ -45,20 +46,25 @@ PIXELS = sample_pixels()
 def by_hand(
     module: nn.Module, layer: str, pixels: np.ndarray, label: int | None, temperature: float = 1.0
 ) -> np.ndarray:
-    """GradCAM of the negated logit / temperature at ``layer``, computed without captum: (h, w)."""
+    """GradCAM of the negated logit / temperature at ``layer`` (layers joined by "+": the sum of their terms
+    before the ReLU), computed without captum: (h, w)."""
     x = models.to_float(torch.from_numpy(pixels)).view(1, 1, 28, 28)
     y = None if label is None else torch.tensor([label])
+    names = layer.split("+")
     seen: dict[str, torch.Tensor] = {}
-    handle = module.get_submodule(layer).register_forward_hook(lambda m, i, out: seen.setdefault("a", out))
+    handles = [
+        module.get_submodule(n).register_forward_hook(lambda m, i, out, n=n: seen.setdefault(n, out)) for n in names
+    ]
     try:
         with torch.enable_grad():
             x.requires_grad_(True)  # so the layer's output is in the graph even if the weights are frozen
             score = -module(x, y) / temperature  # (1,)
-            (grad,) = torch.autograd.grad(score.sum(), seen["a"])
+            grads = torch.autograd.grad(score.sum(), [seen[n] for n in names])
     finally:
-        handle.remove()
-    weights = grad.mean(dim=(2, 3), keepdim=True)  # (1, C, 1, 1): GradCAM's channel weights
-    return torch.relu((weights * seen["a"]).sum(dim=1))[0].detach().numpy()  # (h, w)
+        for handle in handles:
+            handle.remove()
+    terms = [(g.mean(dim=(2, 3), keepdim=True) * seen[n]).sum(dim=1) for n, g in zip(names, grads, strict=True)]
+    return torch.relu(sum(terms))[0].detach().numpy()  # (h, w); GradCAM's channel weights: the mean gradients
 
 
 def explain_call(client, data: bytes, *, query: str = "", filename: str = "x.png", **fields: str):
@@ -70,12 +76,18 @@ def explain_call(client, data: bytes, *, query: str = "", filename: str = "x.png
 
 @pytest.mark.parametrize(
     ("make", "label", "temperature"),
-    [(make_discriminator, 3, None), (make_detector, 4, None), (make_detector, None, 2.5)],
-    ids=["discriminator", "detector", "detector-no-label-calibrated"],
+    [
+        (make_discriminator, 3, None),
+        (make_detector, 4, None),
+        (make_detector, None, 2.5),
+        (make_detector_ensemble, 5, 1.5),
+        (make_detector_ensemble, None, None),
+    ],
+    ids=["discriminator", "detector", "detector-no-label-calibrated", "ensemble-calibrated", "ensemble-no-label"],
 )
 def test_gradcam_matches_a_hand_computation(make, label, temperature) -> None:
     module = make()
-    name, _ = layer_of(module)
+    name = "+".join(n for n, _ in layers_of(module))
     expected = by_hand(make(), name, PIXELS, label, temperature or 1.0)
     labels = None if label is None else torch.tensor([label])
     (got,) = gradcam(module, torch.from_numpy(PIXELS)[None], labels, temperature=temperature)
@@ -88,11 +100,21 @@ def test_gradcam_matches_a_hand_computation(make, label, temperature) -> None:
     assert got.logit == pytest.approx(logit / (temperature or 1.0), rel=1e-5)
 
 
+def test_an_ensemble_is_read_at_each_members_layer_and_its_map_is_not_one_members() -> None:
+    ensemble = make_detector_ensemble()
+    names = [n for n, _ in layers_of(ensemble)]
+    assert names == ["members.0.features.3", "members.1.features.3"]
+    (got,) = gradcam(ensemble, torch.from_numpy(PIXELS)[None], torch.tensor([5]))
+    assert got.layer == "members.0.features.3+members.1.features.3"
+    for name in names:  # neither member alone gives the ensemble's map
+        assert not np.allclose(got.heat, by_hand(make_detector_ensemble(), name, PIXELS, 5), rtol=1e-3, atol=1e-6)
+
+
 def test_the_chosen_layers_are_the_14x14_ones() -> None:
     assert LAYERS == {"Discriminator": "features.5", "Detector": "features.3"}
     for make in (make_discriminator, make_detector):
         module = make()
-        _, layer = layer_of(module)
+        ((_, layer),) = layers_of(module)
         seen: list[torch.Size] = []
         handle = layer.register_forward_hook(lambda m, i, out, seen=seen: seen.append(out.shape))
         module(torch.zeros(1, 1, 28, 28), torch.tensor([0]))
@@ -334,8 +356,8 @@ def test_too_many_waiting_explanations_get_503() -> None:
 
 
 def test_an_unknown_architecture_is_refused_with_the_explainable_ones() -> None:
-    with pytest.raises(explain_module.NoLayer, match="Detector, Discriminator"):
-        layer_of(nn.Linear(2, 2))
+    with pytest.raises(explain_module.NoLayer, match="Detector, DetectorEnsemble, Discriminator"):
+        layers_of(nn.Linear(2, 2))
 
 
 # The page's files -------------------------------------------------------------------------------------

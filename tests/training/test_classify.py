@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models import Detector, DetectorConfig, Discriminator, DiscriminatorConfig, save_model, to_float
+from models import Detector, DetectorConfig, DetectorEnsemble, Discriminator, DiscriminatorConfig, save_model, to_float
 from models.imaging import ImageDecodeError, decode_image
 from training.cli import main
 from training.commands.classify import decide
@@ -81,6 +81,14 @@ def test_the_fitted_temperature_is_applied(weights, png, capsys):
         ["--image", str(png), "--label", "Bag", "--weights-dir", str(weights["calibrated"])], capsys
     )
     assert code == 0 and json.loads(out) == {"label": "real", "confidence": round(sigmoid(3.0 / 2.0), 4)}
+
+
+def test_an_ensemble_answers_from_the_mean_of_its_members_logits(tmp_path, png, capsys):
+    # Members whose logits are 3 and -1: the ensemble's is 1, calibrated by its own temperature (0.5) to 2.
+    ensemble = DetectorEnsemble.of([fixed_detector(3.0), fixed_detector(-1.0)])
+    save_model(ensemble, tmp_path / "ens" / "detector", metrics={"temperature": 0.5})
+    code, out, _ = classify(["--image", str(png), "--label", "3", "--weights-dir", str(tmp_path / "ens")], capsys)
+    assert code == 0 and out == '{"label": "real", "confidence": ' + str(round(sigmoid(2.0), 4)) + "}\n"
 
 
 def test_any_common_format_is_accepted(weights, tmp_path, capsys):

@@ -14,8 +14,6 @@ from models import (
     DetectorConfig,
     Discriminator,
     DiscriminatorConfig,
-    Generator,
-    GeneratorConfig,
     build_model,
     load_model,
     save_model,
@@ -282,14 +280,6 @@ def test_the_prior_keeps_a_perfectly_separated_validation_set_from_driving_t_to_
 TINY = ["--steps", "4", "--batch-size", "16", "--channels", "4", "--val-size", "40", "--test-samples", "24"]
 TINY += ["--eval-every", "2", "--log-every", "2", "--device", "cpu", "--no-progress"]
 TINY_ANY_WIDTH = [a for i, a in enumerate(TINY) if "--channels" not in (a, TINY[i - 1])]  # for --init runs
-
-
-@pytest.fixture
-def generators(tmp_path):
-    torch.manual_seed(0)
-    conditional = save_model(Generator(GeneratorConfig(z_dim=8, channels=4)), tmp_path / "g", training={"epochs": 1})
-    unconditional = save_model(Generator(GeneratorConfig(z_dim=8, num_classes=0, channels=4)), tmp_path / "g0")
-    return conditional, unconditional
 
 
 def test_train_detector_smoke_run_exports_a_calibrated_checkpoint(tiny_data, tmp_path, generators):

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from models import (
+    DETECTORS,
     WEIGHTS_DIR,
     CheckpointError,
-    Detector,
     Discriminator,
     UnknownLabelError,
     load_model,
@@ -36,7 +36,7 @@ from training.device import resolve_device
 
 NAME = "classify"
 HELP = 'say whether an image is real or fake: prints one JSON line {"label": "real"|"fake", "confidence": c}'
-MODELS = {"detector": Detector, "discriminator": Discriminator}
+MODELS = {"detector": DETECTORS, "discriminator": Discriminator}
 log = logging.getLogger(__name__)
 
 

@@ -23,13 +23,13 @@ import torch
 from PIL import Image
 
 import models
-from models import NAMES, WEIGHTS_DIR, CheckpointError, Detector, Discriminator
-from service.explain import LAYERS, Explanation, gradcam, overlay
+from models import DETECTORS, NAMES, WEIGHTS_DIR, CheckpointError, Discriminator
+from service.explain import Explanation, NoLayer, gradcam, layers_of, overlay
 from training.device import resolve_device
 
 NAME = "explain"
 HELP = "draw the per-class GradCAM figure: generated images and heatmaps of what pushed the verdict toward fake"
-MODELS = {"discriminator": Discriminator, "detector": Detector}
+MODELS = {"discriminator": Discriminator, "detector": DETECTORS}
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
 
 
-def _load(directory: Path, expected: type[torch.nn.Module], device: torch.device) -> torch.nn.Module:
+def _load(
+    directory: Path, expected: type[torch.nn.Module] | tuple[type[torch.nn.Module], ...], device: torch.device
+) -> torch.nn.Module:
     try:
         module = models.load_model(directory, expected=expected, device=device)
     except CheckpointError as exc:
@@ -180,8 +182,10 @@ def run(args: argparse.Namespace) -> int:
         weights = Path(args.weights_dir)
         generator = _load(weights / "generator", models.Generator, device)
         judge = _load(weights / args.model, MODELS[args.model], device)
-        if type(judge).__name__ not in LAYERS:
-            raise ExplainError(f"no GradCAM layer is defined for a {type(judge).__name__}")
+        try:
+            layers_of(judge)
+        except NoLayer as exc:
+            raise ExplainError(str(exc)) from None
         if not generator.conditional:
             raise ExplainError("the generator is unconditional: a figure with a row per class needs a conditional one")
         try:

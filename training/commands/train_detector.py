@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from models import CheckpointError
 from training.data import DATASETS, DataError
@@ -30,13 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="generator checkpoint to train against (repeatable; fakes are shared equally, so a DIR given twice gets two shares)",
     )
-    p.add_argument(
-        "--holdout-generator",
-        metavar="DIR",
-        action="append",
-        default=[],
-        help="generator the detector never sees, evaluated separately at the end (repeatable)",
-    )
+    add_holdout_argument(p)
     p.add_argument("--data-dir", help="folder with the four IDX files (else $FGAN_DATA_DIR, Debian's, download)")
     p.add_argument("--dataset", choices=DATASETS, default=d.dataset)
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")
@@ -141,14 +137,29 @@ def run(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         progress=not args.no_progress,
     )
+    return export(train_detector, opts, args.out)
+
+
+def add_holdout_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--holdout-generator",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="generator the detector never saw, evaluated separately at the end (repeatable)",
+    )
+
+
+def export(build: Callable[[Any], dict[str, Any]], opts: Any, out: str) -> int:
+    """Run ``build(opts)``, which exports OUT/detector; its errors are one line and exit status 2."""
     try:
-        metrics = train_detector(opts)
+        metrics = build(opts)
     except (DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
     log.info(
         "done: %s/detector (temperature %.4f, validation ECE %.4f -> %.4f)",
-        args.out,
+        out,
         metrics["temperature"],
         metrics["ece_before"],
         metrics["ece_after"],
