@@ -453,6 +453,14 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
     return perm[val_size:], perm[:val_size]
 
 
+def split_reals(
+    split: Split, val_size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train images, train labels, validation images, validation labels) of real training images."""
+    train_idx, val_idx = split_indices(len(split), val_size, seed)
+    return split.images[train_idx], split.labels[train_idx], split.images[val_idx], split.labels[val_idx]
+
+
 class DetectorTrainer:
     """One detector run: data, frozen generators, the loop, calibration, test figures, export."""
 
@@ -534,8 +542,7 @@ class DetectorTrainer:
                 f"{len(split)} training images cannot hold --val-size {opts.val_size} "
                 f"plus a half batch of {opts.batch_size // 2}"
             )
-        train_idx, val_idx = split_indices(len(split), opts.val_size, opts.seed)
-        return split.images[train_idx], split.labels[train_idx], split.images[val_idx], split.labels[val_idx]
+        return split_reals(split, opts.val_size, opts.seed)
 
     def _validation_set(self, real: torch.Tensor, real_y: torch.Tensor) -> tuple[torch.Tensor, ...]:
         opts = self.opts

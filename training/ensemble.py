@@ -31,7 +31,7 @@ from training.detector import (
     AugmentOptions,
     FakeSource,
     predict_logits,
-    split_indices,
+    split_reals,
     test_figures,
     validation_set,
 )
@@ -94,20 +94,19 @@ def build_ensemble(opts: EnsembleOptions) -> dict[str, Any]:
     members = [load_model(p, expected=Detector, device=device) for p in opts.members]
     split = shared_split(members, opts.members)
     first = members[0].checkpoint.get("training", {})
-    augment = AugmentOptions(**{**first.get("augment", {}), "jpeg_quality": tuple(first["augment"]["jpeg_quality"])})
+    recorded = first.get("augment", {})  # the first member's augmentations, for the validation images
+    augment = AugmentOptions(**{**recorded, "jpeg_quality": tuple(recorded.get("jpeg_quality", (70, 95)))})
     label_dropout = float(first.get("label_dropout", 0.3))
     ensemble = DetectorEnsemble.of(members).to(device).eval()  # also refuses members that take different labels
     fakes = FakeSource(opts.generators, device)
 
     # The members' validation reals: the seeded split of the training images, as train-detector drew it.
-    data = load_split("train", split["dataset"], opts.data_dir)
     n = split["train_images"] + split["val_images"]
+    data = load_split("train", split["dataset"], opts.data_dir, limit=n)
     if len(data) < n:
         raise ValueError(f"the members trained on {n} images; {len(data)} are here")
-    _, val_idx = split_indices(n, split["val_images"], split["seed"])
-    val = validation_set(
-        data.images[:n][val_idx], data.labels[:n][val_idx], fakes, split["seed"], label_dropout, augment, device
-    )
+    _, _, val_x, val_y = split_reals(data, split["val_images"], split["seed"])
+    val = validation_set(val_x, val_y, fakes, split["seed"], label_dropout, augment, device)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / OPTIONS_NAME).write_text(json.dumps(dataclasses.asdict(opts), indent=2) + "\n")
