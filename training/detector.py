@@ -95,6 +95,7 @@ class DetectorOptions:
     ema_decay: float = 0.0  # > 0: validate and export an exponential moving average of the weights (and BN statistics)
     dropout: float = 0.0  # share of the detector's pooled features zeroed at each training step (DetectorConfig)
     mirror_real_p: float = 0.0  # probability that a real training image is mirrored left to right (reals only)
+    mirror_p: float = 0.0  # probability that a training image, real or fake alike, is mirrored left to right
     val_size: int = 5000  # real training images held out for validation and calibration (plus as many fakes)
     test_samples: int = 2000  # real test images, and fakes per generator, for the test figures
     eval_every: int = 250  # steps between validations (the best one is exported)
@@ -126,6 +127,8 @@ class DetectorOptions:
             raise ValueError("--dropout must be in [0, 1)")
         if not 0.0 <= self.mirror_real_p <= 1.0:
             raise ValueError("--mirror-real-p must be in [0, 1]")
+        if not 0.0 <= self.mirror_p <= 1.0:
+            raise ValueError("--mirror-p must be in [0, 1]")
         if self.val_size < 2 or self.test_samples < 1 or self.eval_every < 1:
             raise ValueError("--val-size must be >= 2, --test-samples and --eval-every >= 1")
         self.augment.check()
@@ -190,6 +193,7 @@ def mirror(images: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Te
     fakes of another generator. Measured, it does harm (docs/detector.md, tenth run): since only reals are
     mirrored, orientation itself becomes evidence of "real", so mirrored fakes pass twice as often and the
     unmirrored real images it is judged on lose accuracy after JPEG. Kept to reproduce that run; default off.
+    ``--mirror-p`` mirrors real and fake images alike instead, so that orientation says nothing.
     ``p`` = 0 draws nothing from ``rng``, so runs without it keep their streams.
     """
     if p == 0.0:
@@ -599,6 +603,8 @@ class DetectorTrainer:
             real, real_y = train_x[idx].cpu(), train_y[idx].cpu()
             real = mirror(real, opts.mirror_real_p, self.np_rng)  # more real variety, fewer images to memorize
             fake, fake_y = self.fakes.sample(half, self.torch_rng)
+            # Both alike: a mirrored garment is a plausible upload, and a mirrored fake must not pass as real.
+            real, fake = mirror(real, opts.mirror_p, self.np_rng), mirror(fake, opts.mirror_p, self.np_rng)
 
             # Augment both alike, and withhold labels at the same rate.
             real_y, fake_y = withhold_labels(real_y, fake_y, opts.label_dropout, self.np_rng)
@@ -676,6 +682,7 @@ class DetectorTrainer:
             "ema_decay": opts.ema_decay,
             "dropout": opts.dropout,
             "mirror_real_p": opts.mirror_real_p,
+            "mirror_p": opts.mirror_p,
             "augment": dataclasses.asdict(opts.augment),
             "generators": self.fakes.describe(),
             "holdout_generators": list(opts.holdout_generators),

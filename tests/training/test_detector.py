@@ -480,17 +480,36 @@ def test_dropout_is_set_on_a_fine_tuned_detector_and_recorded(tiny_data, tmp_pat
     assert "--dropout must be in [0, 1)" in caplog.text
 
 
-def test_mirror_real_p_is_recorded_and_checked(tiny_data, tmp_path, generators, caplog):
+@pytest.mark.parametrize("flag", ["--mirror-real-p", "--mirror-p"])
+def test_mirroring_is_recorded_and_checked(tiny_data, tmp_path, generators, caplog, flag):
+    key = flag.removeprefix("--").replace("-", "_")
     base = ["train-detector", "--generator", str(generators[0]), *TINY]
     plain, mirrored = tmp_path / "plain", tmp_path / "mirrored"
     assert main([*base, "--out", str(plain)]) == 0
-    assert main([*base, "--out", str(mirrored), "--mirror-real-p", "0.5"]) == 0
+    assert main([*base, "--out", str(mirrored), flag, "0.5"]) == 0
     configs = [json.loads((run / "detector" / "config.json").read_text()) for run in (plain, mirrored)]
-    assert [c["training"]["mirror_real_p"] for c in configs] == [0.0, 0.5]
+    assert [c["training"][key] for c in configs] == [0.0, 0.5]
     weights = [load_model(run / "detector", expected=Detector).state_dict() for run in (plain, mirrored)]
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # other real images: other steps
-    assert main([*base, "--out", str(tmp_path / "bad"), "--mirror-real-p", "1.5"]) == 2
-    assert "--mirror-real-p must be in [0, 1]" in caplog.text
+    assert main([*base, "--out", str(tmp_path / "bad"), flag, "1.5"]) == 2
+    assert f"{flag} must be in [0, 1]" in caplog.text
+
+
+def test_mirror_p_mirrors_fakes_as_often_as_reals(tiny_data, tmp_path, generators, monkeypatch):
+    import training.detector as trainer
+
+    calls: list[tuple[torch.Tensor, float]] = []
+
+    def spy(images, p, rng):
+        calls.append((images.clone(), p))
+        return mirror(images, p, rng)
+
+    monkeypatch.setattr(trainer, "mirror", spy)
+    args = ["train-detector", "--generator", str(generators[0]), *TINY, "--steps", "2", "--mirror-p", "1"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    mirrored = [images for images, p in calls if p == 1.0]
+    assert len(mirrored) == 4  # every step: the real half and the fake half
+    assert all(len(images) == len(mirrored[0]) for images in mirrored)
 
 
 def test_a_generator_given_twice_draws_two_shares(generators):

@@ -84,6 +84,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "direction; default 0). Measured to hurt: orientation becomes evidence of real (docs/detector.md)",
     )
     p.add_argument(
+        "--mirror-p",
+        type=float,
+        default=d.mirror_p,
+        metavar="P",
+        help="mirror this share of the training images left to right, real and fake alike (default 0), so that "
+        "orientation is no evidence and a mirrored fake does not pass as real",
+    )
+    p.add_argument(
         "--val-size", type=int, default=d.val_size, help="real training images held out (plus as many fakes)"
     )
     p.add_argument("--test-samples", type=int, default=d.test_samples, help="real test images and fakes per generator")
@@ -126,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         ema_decay=args.ema_decay,
         dropout=args.dropout,
         mirror_real_p=args.mirror_real_p,
+        mirror_p=args.mirror_p,
         val_size=args.val_size,
         test_samples=args.test_samples,
         eval_every=args.eval_every,
