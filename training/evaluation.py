@@ -438,9 +438,13 @@ def record_in_checkpoint(report: dict[str, Any]) -> None:
     """Store the headline figures in the generator's config.json under metrics.evaluation.
 
     Each measured discriminator or detector gets its detection figures (against this
-    generator's fakes) in its own config.json, under the same key.
+    generator's fakes) in its own config.json, under the same key. A run that measured none of the
+    generator's own figures (``--metrics detection``) leaves the generator's record as it was, rather
+    than replacing its FID and GAN-test with nothing.
     """
-    update_metrics(report["generator"], {"evaluation": headline(report)})
+    figures = headline(report)
+    if set(figures) - {"seed", "samples_per_class"}:
+        update_metrics(report["generator"], {"evaluation": figures})
     for figures in report.get("detection", []):
         keep = ("accuracy", "accuracy_real", "accuracy_fake", "roc_auc", "ece", "n_real", "n_fake", "temperature")
         entry = {k: figures[k] for k in keep if k in figures}

@@ -21,6 +21,7 @@ from models import (
     load_model,
     quantize,
     save_model,
+    update_metrics,
 )
 from tests.conftest import make_fake_split
 from training.cli import main
@@ -226,6 +227,21 @@ def test_record_stores_headline_figures(models_dir, tiny_data, tmp_path):
     assert recorded["fid"] == report["fid"]["generated_vs_test"]
     assert recorded["gan_test"] == report["gan_test"]["generated"]["overall"]
     assert "gan_train" not in report and "precision_recall" not in report
+
+
+def test_record_of_detection_alone_keeps_the_generators_figures(models_dir, tiny_data, tmp_path):
+    gen, det = models_dir / "gen", models_dir / "disc-calibrated"
+    update_metrics(gen, {"evaluation": {"seed": 0, "fid": 12.5, "gan_test": 0.8}})
+    argv = ["evaluate", "--generator", str(gen), "--metrics", "detection", "--detector", str(det)]
+    assert main([*argv, "--record", "--no-progress", "--out", str(tmp_path / "r.json")]) == 0
+    (figures,) = json.loads((tmp_path / "r.json").read_text())["detection"]
+    assert json.loads((gen / "config.json").read_text())["metrics"]["evaluation"] == {
+        "seed": 0,
+        "fid": 12.5,
+        "gan_test": 0.8,
+    }
+    recorded = json.loads((det / "config.json").read_text())["metrics"]["evaluation"]
+    assert recorded["accuracy"] == figures["accuracy"] and recorded["generator"] == str(gen)
 
 
 def test_wrong_checkpoint_kinds_are_clear_errors(models_dir, tiny_data, tmp_path, caplog):

@@ -94,7 +94,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"generated and real test images for Inception FID (default {_D.inception_samples})",
     )
     p.add_argument(
-        "--record", action="store_true", help="also store the headline figures in the generator's config.json"
+        "--record",
+        action="store_true",
+        help="also store the headline figures in the generator's config.json (when any of its own were "
+        "measured) and each detector's or discriminator's detection figures in its own",
     )
     p.add_argument(
         "--threads",
