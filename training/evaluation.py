@@ -416,9 +416,13 @@ def _display_path(path: str | os.PathLike) -> str:
         return str(path)
 
 
+# What every headline carries besides figures: how the images were drawn.
+HEADLINE_CONTEXT = ("seed", "samples_per_class")
+
+
 def headline(report: dict[str, Any]) -> dict[str, Any]:
     """The few figures worth recording in the generator's config.json."""
-    out: dict[str, Any] = {"seed": report["seed"], "samples_per_class": report["samples_per_class"]}
+    out: dict[str, Any] = {k: report[k] for k in HEADLINE_CONTEXT}
     if "fid" in report:
         out["fid"] = report["fid"]["generated_vs_test"]
         out["fid_train_vs_test"] = report["fid"]["train_vs_test"]
@@ -442,9 +446,9 @@ def record_in_checkpoint(report: dict[str, Any]) -> None:
     generator's own figures (``--metrics detection``) leaves the generator's record as it was, rather
     than replacing its FID and GAN-test with nothing.
     """
-    figures = headline(report)
-    if set(figures) - {"seed", "samples_per_class"}:
-        update_metrics(report["generator"], {"evaluation": figures})
+    generator_figures = headline(report)
+    if set(generator_figures) - set(HEADLINE_CONTEXT):
+        update_metrics(report["generator"], {"evaluation": generator_figures})
     for figures in report.get("detection", []):
         keep = ("accuracy", "accuracy_real", "accuracy_fake", "roc_auc", "ece", "n_real", "n_fake", "temperature")
         entry = {k: figures[k] for k in keep if k in figures}
