@@ -74,7 +74,7 @@ class AugmentOptions:
             raise ValueError("jpeg_p + png_p must not exceed 1")
         lo, hi = self.jpeg_quality
         if not 1 <= lo <= hi <= 100:
-            raise ValueError("jpeg_quality must be a range within 1..100")
+            raise ValueError(f"--jpeg-quality LO HI must satisfy 1 <= LO <= HI <= 100 (got {lo} {hi})")
 
 
 @dataclass

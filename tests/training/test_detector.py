@@ -208,6 +208,25 @@ def test_augment_is_seeded_and_keeps_shape():
     assert torch.equal(augment(images, np.random.default_rng(7), AugmentOptions(0, 0, 0, 0)), images)
 
 
+def test_jpeg_quality_range_is_the_one_the_round_trips_use():
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (12, 28, 28), dtype=np.uint8))
+    only_jpeg = {"shift_p": 0.0, "jpeg_p": 1.0, "png_p": 0.0, "rgb_p": 0.0}
+    at_60 = augment(images, np.random.default_rng(3), AugmentOptions(**only_jpeg, jpeg_quality=(60, 60)))
+    expected = np.stack([reencode(im, "JPEG", quality=60) for im in images.numpy()])
+    assert np.array_equal(at_60.numpy(), expected)
+    at_95 = augment(images, np.random.default_rng(3), AugmentOptions(**only_jpeg, jpeg_quality=(95, 95)))
+    assert not torch.equal(at_60, at_95)
+
+
+def test_jpeg_quality_option_reaches_the_runs_record(tiny_data, tmp_path, generators):
+    run = tmp_path / "r"
+    args = ["train-detector", "--out", str(run), "--generator", str(generators[0]), *TINY]
+    assert main([*args, "--jpeg-quality", "55", "90"]) == 0
+    assert json.loads((run / "options.json").read_text())["augment"]["jpeg_quality"] == [55, 90]
+    config = json.loads((run / "detector" / "config.json").read_text())
+    assert config["training"]["augment"]["jpeg_quality"] == [55, 90]
+
+
 def test_mirror_flips_the_chosen_images_left_to_right_and_p0_draws_nothing():
     images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (400, 28, 28), dtype=np.uint8))
     all_flipped = mirror(images, 1.0, np.random.default_rng(1))
@@ -327,6 +346,8 @@ def test_unconditional_generators_give_a_label_free_detector(tiny_data, tmp_path
         (["--val-size", "195"], "cannot hold --val-size"),
         (["--batch-size", "7"], "even number"),
         (["--jpeg-p", "0.9", "--png-p", "0.3"], "must not exceed 1"),
+        (["--jpeg-quality", "80", "60"], "--jpeg-quality LO HI must satisfy 1 <= LO <= HI <= 100 (got 80 60)"),
+        (["--jpeg-quality", "0", "90"], "(got 0 90)"),
         (["--warmup-steps", "4"], "--warmup-steps must be >= 0 and fewer than --steps"),
     ],
 )

@@ -96,7 +96,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--test-samples", type=int, default=d.test_samples, help="real test images and fakes per generator")
     p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="K", help="steps between validations")
-    p.add_argument("--jpeg-p", type=float, default=_A.jpeg_p, help="probability of a JPEG round trip (quality 70-95)")
+    p.add_argument("--jpeg-p", type=float, default=_A.jpeg_p, help="probability of a JPEG round trip")
+    p.add_argument(
+        "--jpeg-quality",
+        type=int,
+        nargs=2,
+        default=list(_A.jpeg_quality),
+        metavar=("LO", "HI"),
+        help="JPEG qualities of the round trips, drawn uniformly from LO..HI inclusive (default 70 95)",
+    )
     p.add_argument("--png-p", type=float, default=_A.png_p, help="probability of a PNG round trip")
     p.add_argument("--rgb-p", type=float, default=_A.rgb_p, help="of the round trips, probability of an RGB file")
     p.add_argument("--shift-p", type=float, default=_A.shift_p, help="probability of a +-1 pixel shift")
@@ -116,7 +124,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    augment = AugmentOptions(shift_p=args.shift_p, jpeg_p=args.jpeg_p, png_p=args.png_p, rgb_p=args.rgb_p)
+    augment = AugmentOptions(
+        shift_p=args.shift_p,
+        jpeg_p=args.jpeg_p,
+        png_p=args.png_p,
+        rgb_p=args.rgb_p,
+        jpeg_quality=(args.jpeg_quality[0], args.jpeg_quality[1]),
+    )
     opts = DetectorOptions(
         out=args.out,
         generators=list(args.generator),
