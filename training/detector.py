@@ -68,10 +68,15 @@ class AugmentOptions:
 
     def check(self) -> None:
         for name in ("shift_p", "jpeg_p", "png_p", "rgb_p"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"augmentation probability {name} must be in [0, 1]")
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} is a probability and must be in [0, 1] (got {value})")
         if self.jpeg_p + self.png_p > 1.0:
-            raise ValueError("jpeg_p + png_p must not exceed 1")
+            raise ValueError(
+                "--jpeg-p + --png-p must not exceed 1: an image gets at most one round trip "
+                f"(got {self.jpeg_p} + {self.png_p})"
+            )
         lo, hi = self.jpeg_quality
         if not 1 <= lo <= hi <= 100:
             raise ValueError(f"--jpeg-quality LO HI must satisfy 1 <= LO <= HI <= 100 (got {lo} {hi})")

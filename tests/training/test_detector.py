@@ -345,7 +345,12 @@ def test_unconditional_generators_give_a_label_free_detector(tiny_data, tmp_path
     [
         (["--val-size", "195"], "cannot hold --val-size"),
         (["--batch-size", "7"], "even number"),
-        (["--jpeg-p", "0.9", "--png-p", "0.3"], "must not exceed 1"),
+        (
+            ["--jpeg-p", "0.9", "--png-p", "0.3"],
+            "--jpeg-p + --png-p must not exceed 1: an image gets at most one round trip (got 0.9 + 0.3)",
+        ),
+        (["--shift-p", "1.5"], "--shift-p is a probability and must be in [0, 1] (got 1.5)"),
+        (["--rgb-p", "-0.1"], "--rgb-p is a probability and must be in [0, 1] (got -0.1)"),
         (["--jpeg-quality", "80", "60"], "--jpeg-quality LO HI must satisfy 1 <= LO <= HI <= 100 (got 80 60)"),
         (["--jpeg-quality", "0", "90"], "(got 0 90)"),
         (["--warmup-steps", "4"], "--warmup-steps must be >= 0 and fewer than --steps"),
