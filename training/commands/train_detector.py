@@ -97,31 +97,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-samples", type=int, default=d.test_samples, help="real test images and fakes per generator")
     p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="K", help="steps between validations")
     p.add_argument(
-        "--jpeg-p",
-        type=float,
-        default=_A.jpeg_p,
-        help=f"probability of a JPEG round trip (default {_A.jpeg_p}; with --png-p at most 1)",
-    )
-    p.add_argument(
         "--jpeg-quality",
         type=int,
         nargs=2,
         default=list(_A.jpeg_quality),
         metavar=("LO", "HI"),
-        help="JPEG qualities of the round trips, drawn uniformly from LO..HI inclusive (default 70 95)",
+        help="JPEG qualities of the round trips, drawn uniformly from LO..HI inclusive (default {} {})".format(
+            *_A.jpeg_quality
+        ),
     )
-    p.add_argument(
-        "--png-p", type=float, default=_A.png_p, help=f"probability of a PNG round trip (default {_A.png_p})"
-    )
-    p.add_argument(
-        "--rgb-p",
-        type=float,
-        default=_A.rgb_p,
-        help=f"of the round trips, probability of an RGB file (default {_A.rgb_p})",
-    )
-    p.add_argument(
-        "--shift-p", type=float, default=_A.shift_p, help=f"probability of a +-1 pixel shift (default {_A.shift_p})"
-    )
+    for name, what, note in (
+        ("jpeg_p", "probability of a JPEG round trip", "; with --png-p at most 1"),
+        ("png_p", "probability of a PNG round trip", ""),
+        ("rgb_p", "of the round trips, probability of an RGB file", ""),
+        ("shift_p", "probability of a +-1 pixel shift", ""),
+    ):
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=float, default=getattr(_A, name), help=f"{what} (default %(default)s{note})")
     p.add_argument("--seed", type=int, default=d.seed, help="seeds the validation split, init and test figures")
     p.add_argument(
         "--stream-seed",
