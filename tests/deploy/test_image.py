@@ -53,7 +53,6 @@ def test_context_keeps_runs_caches_and_tests_out(dockerignore):
         ".venv/bin/python",
         "models/__pycache__/networks.cpython-311.pyc",
         "models/weights/generator/.model.safetensors.tmp",
-        "models/candidates/detector-previous/model.safetensors",
         "fashion_gan.egg-info/PKG-INFO",
         ".pytest_cache/v/cache/nodeids",
     ):
