@@ -1,6 +1,6 @@
 """Cost of two pieces of a /generate request, each against what it replaced, in one process.
 
-- PNG encoding of a served 28x28 image: Pillow's ``Image.save`` against ``models.imaging.encode_png``
+- PNG encoding of a served 28x28 image: Pillow's ``Image.save`` against ``models.image_files.encode_png``
   (microseconds an image, and bytes).
 - The generator's output layer (32 channels to 1, 3x3): ``nn.Conv2d`` against ``TapSumConv2d``, alone
   and as part of the whole shipped generator, at batch sizes 1 and 32 (ms an image, one torch thread,
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import models  # noqa: E402
 from bench.record import header, write  # noqa: E402
-from models.imaging import encode_png  # noqa: E402
+from models.image_files import encode_png  # noqa: E402
 from service.loading import keep_freed_memory  # noqa: E402
 
 

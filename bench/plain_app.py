@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 import models
-from models.imaging import encode_png
+from models.image_files import encode_png
 from service.loading import default_classifier_name
 
 state: dict[str, Any] = {}

@@ -18,9 +18,10 @@ from models.checkpoint import (
 )
 from models.classifier import Classifier, ClassifierConfig
 from models.detector import DETECTORS, Detector, DetectorConfig, DetectorEnsemble, DetectorEnsembleConfig
-from models.images import noise, quantize, requantize, to_float
 from models.labels import NAMES, NUM_CLASSES, UnknownLabelError, label_name, parse_label
+from models.latents import noise
 from models.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from models.pixels import quantize, requantize, to_float
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 

@@ -14,13 +14,14 @@ from fastapi import FastAPI
 import models
 from service.engine import Engine
 from service.errors import install_error_handlers
-from service.limits import BodyLimitMiddleware
+from service.limits import RequestLimitsMiddleware
 from service.loading import StartupError, configure_torch, load_models, resolve_device
 from service.observability import InFlight, Metrics, RequestMiddleware, StartupErrorMiddleware
+from service.openapi import install_openapi
 from service.routes import classify, docs, explain, generate, health, meta
 from service.routes.meta import package_version
 from service.routes.page import PageMiddleware
-from service.security import ApiKeyMiddleware, document_api_key
+from service.security import ApiKeyMiddleware
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service")
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.startup_error = None
 
     install_error_handlers(app)
+    install_openapi(app, settings)
     for router in (generate.router, classify.router, explain.router, meta.router, docs.router, health.router):
         app.include_router(router)
 
@@ -126,10 +128,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # most GET /generate requests before FastAPI's routing (routes/generate.py says why).
     if settings.direct_generate:
         app.add_middleware(generate.DirectGenerate)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestLimitsMiddleware, max_bytes=settings.max_upload_bytes)
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
-        document_api_key(app)
     # The web page (GET /) and its files, outside the key check: a browser opening it cannot send the key.
     app.add_middleware(PageMiddleware)
     app.add_middleware(

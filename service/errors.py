@@ -66,13 +66,6 @@ class Overloaded(ServiceError):
     code = "overloaded"
 
 
-class RequestTimeout(ServiceError):
-    """The request did not finish within the request timeout."""
-
-    status_code = 504
-    code = "timeout"
-
-
 def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 

@@ -1,26 +1,40 @@
-"""Reading request inputs: labels, and the multipart form of /classify.
+"""Reading request inputs: labels, model names, the multipart form of /classify and /explain, and the image.
 
 The form is parsed here with python-multipart's streaming parser into bytes in
 memory (the body is already capped by the upload limit), instead of through
 Starlette's ``request.form()``: no spooled temporary files, no thread hop per
 chunk, and errors that say exactly which field is wrong.
+
+The image is decoded by models.image_files, the project's one decoder: uploads
+are untrusted, so the format is limited to a fixed list, the declared size is
+checked against the pixel limit (FGAN_MAX_IMAGE_PIXELS) before any pixel is
+decoded, and every way a decoder can fail becomes a 4xx: 415 for bytes in no
+accepted format, 422 for anything else wrong with them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import anyio
+import torch
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 import models
+from models import image_files
 from models.labels import accepted as accepted_labels
-from service.errors import BadRequest, InvalidInput, UnsupportedMediaType
+from service.errors import BadRequest, InvalidInput, ServiceError, UnsupportedMediaType
 
 CLASSIFY_FIELDS = ("image", "label", "model")
 _MAX_PARTS = 16
 _MAX_TEXT_FIELD = 256  # bytes in a text field (label, model)
+# A small image in a small file is decoded on the event loop (tens of microseconds, less than the hop to a
+# thread); a larger one in a worker thread, so that it does not stall every other request. A small image in
+# a large file (many JPEG scans, padding, metadata) goes to a thread too: its cost follows the bytes.
+INLINE_PIXELS = 128 * 128
+INLINE_BYTES = 64 * 1024
 
 
 def parse_label(value: str | None) -> int | None:
@@ -56,7 +70,7 @@ class _Part:
 
 @dataclass
 class ClassifyForm:
-    """The fields of a /classify request."""
+    """The fields of a /classify or /explain request."""
 
     image: bytes
     label: str | None
@@ -155,7 +169,7 @@ def _text(part: _Part | None, name: str) -> str | None:
 
 
 async def read_classify_form(request: Request) -> ClassifyForm:
-    """The image, label and model fields of a /classify form; 422 naming what is missing or doubled."""
+    """The image, label and model fields of a /classify or /explain form; 422 naming what is missing or doubled."""
     parts = await read_multipart(request)
     image = _one(parts, "image")
     if image is None:
@@ -167,3 +181,21 @@ async def read_classify_form(request: Request) -> ClassifyForm:
     label = _text(_one(parts, "label"), "label")
     model = _text(_one(parts, "model"), "model")
     return ClassifyForm(image=bytes(image.data), label=label, model=model or None)
+
+
+def image_error(exc: image_files.ImageDecodeError) -> ServiceError:
+    """The HTTP error for an image that cannot be used: 415 for no accepted format, 422 otherwise."""
+    if isinstance(exc, image_files.UnsupportedImageFormat):
+        return UnsupportedMediaType(str(exc))
+    return InvalidInput(str(exc))
+
+
+async def decode_upload(data: bytes, *, max_pixels: int) -> torch.Tensor:
+    """An uploaded image file -> (28, 28) uint8 grayscale tensor, or the 4xx error that says what is wrong."""
+    try:
+        img = image_files.open_image(data, max_pixels=max_pixels)
+        if img.width * img.height <= INLINE_PIXELS and len(data) <= INLINE_BYTES:
+            return image_files.decode_pixels(img)
+        return await anyio.to_thread.run_sync(image_files.decode_pixels, img)
+    except image_files.ImageDecodeError as exc:
+        raise image_error(exc) from None

@@ -107,7 +107,3 @@ async def _answer(
     scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str, headers: dict[str, str]
 ) -> None:
     await JSONResponse(error_body(code, detail), status_code=status, headers=headers)(scope, receive, send)
-
-
-# The name service/app.py installs it under (it began as the upload limit alone).
-BodyLimitMiddleware = RequestLimitsMiddleware

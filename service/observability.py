@@ -38,7 +38,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import ServiceError, error_body, error_headers
 
-REQUEST_ID_HEADER = "X-Request-ID"
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Request ids need to be unique, not secret: a PRNG seeded once from the OS is enough, and avoids an

@@ -1,10 +1,86 @@
-"""Response bodies of the API (they also document it in /docs)."""
+"""What the API takes and answers, as /docs and /openapi.json describe it: the label values, the upload form
+of /classify and /explain, the error table, and the response bodies."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from models import NAMES, NUM_CLASSES
+from models.image_files import ACCEPTED_FORMATS, MEDIA_TYPES
+from service.loading import DETECTOR, DISCRIMINATOR
+
+# What the schema declares for a label: the ids and the class names. The service also takes a name in any case,
+# without its punctuation, in the plural and a few short forms ("dress", "ankle boots", "tshirt"); the schema
+# lists the canonical spellings, so that every label it allows is accepted.
+LABEL_VALUES: tuple[str, ...] = (*(str(i) for i in range(NUM_CLASSES)), *NAMES)
+LABEL_DESCRIPTION = (
+    "An id 0-9 or a class name: " + ", ".join(f"{i}={name}" for i, name in enumerate(NAMES)) + ". A name may also "
+    "be written in any case, without punctuation, in the plural or short ('dress', 'ankle boots', 'tshirt')."
+)
+
+
+def label_parameter_schema(schema: dict[str, Any]) -> None:
+    """An optional ``label`` query parameter's schema: one of LABEL_VALUES (a parameter left out is not null)."""
+    schema.pop("anyOf", None)
+    schema.update(type="string", enum=list(LABEL_VALUES))
+
+
+# Every error status the API answers with, described once; each route lists those it can give.
+ERRORS: dict[int, str] = {
+    400: "Malformed multipart body (no boundary, no closing boundary).",
+    413: "Body over the upload limit (FGAN_MAX_UPLOAD_BYTES).",
+    415: "Not multipart/form-data, or an upload in no accepted image format.",
+    422: "A parameter or field is not accepted (label, option, model; a missing or doubled field; an empty, "
+    "corrupt or over-large image); the message says what is accepted.",
+    503: "Overloaded: a queue is full, or the service is starting or stopping (retry after Retry-After seconds).",
+    504: "Not finished within the request timeout (FGAN_REQUEST_TIMEOUT_S).",
+}
+UPLOAD_ERRORS = (400, 413, 415, 422, 503, 504)  # /classify and /explain
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` entries of a route for these error statuses."""
+    return {status: {"model": ErrorResponse, "description": ERRORS[status]} for status in statuses}
+
+
+def upload_form(classifiers: Sequence[str] = (DETECTOR, DISCRIMINATOR)) -> dict[str, Any]:
+    """The request body of /classify and /explain on a server with these classifiers (the first is the default).
+
+    ``label`` is required for the discriminator, which judges an image against its class; the detector works
+    without it. A server without a detector asks for it always, since the discriminator is its default.
+    """
+    default = classifiers[0]
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["image", "label"] if default == DISCRIMINATOR else ["image"],
+        "properties": {
+            "image": {"type": "string", "format": "binary", "description": f"The image: {ACCEPTED_FORMATS}."},
+            "label": {
+                "type": "string",
+                "enum": list(LABEL_VALUES),
+                "description": f"Its class. {LABEL_DESCRIPTION}",
+                "example": "8",
+            },
+            "model": {
+                "type": "string",
+                "enum": list(classifiers),
+                "description": f"The model that judges: {' or '.join(classifiers)} (default: {default}). "
+                "The query parameter ?model= may name it instead.",
+            },
+        },
+    }
+    if default != DISCRIMINATOR and DISCRIMINATOR in classifiers:
+        schema["allOf"] = [
+            {
+                "if": {"properties": {"model": {"const": DISCRIMINATOR}}, "required": ["model"]},
+                "then": {"required": ["label"]},
+            }
+        ]
+    media = {"schema": schema, "encoding": {"image": {"contentType": ", ".join(MEDIA_TYPES.values())}}}
+    return {"required": True, "content": {"multipart/form-data": media}}
 
 
 class ErrorResponse(BaseModel):

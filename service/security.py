@@ -11,8 +11,6 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -55,25 +53,17 @@ class ApiKeyMiddleware:
         await response(scope, receive, send)
 
 
-def document_api_key(app: FastAPI) -> None:
-    """Declare the key in the OpenAPI schema (both ways of sending it) on every guarded operation."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                "Bearer": {"type": "http", "scheme": "bearer"},
-            }
-            for path, operations in schema.get("paths", {}).items():
-                if path not in OPEN_PATHS:
-                    for operation in operations.values():
-                        operation["security"] = [{"ApiKey": []}, {"Bearer": []}]
-                        operation.setdefault("responses", {})["401"] = {
-                            "description": "Missing or wrong API key.",
-                            "content": {"application/json": {"example": error_body(Unauthorized.code, _MESSAGE)}},
-                        }
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+def document_api_key(schema: dict[str, Any]) -> None:
+    """Declare the key in an OpenAPI schema (both ways of sending it) on every guarded operation."""
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "Bearer": {"type": "http", "scheme": "bearer"},
+    }
+    for path, operations in schema.get("paths", {}).items():
+        if path not in OPEN_PATHS:
+            for operation in operations.values():
+                operation["security"] = [{"ApiKey": []}, {"Bearer": []}]
+                operation.setdefault("responses", {})["401"] = {
+                    "description": "Missing or wrong API key.",
+                    "content": {"application/json": {"example": error_body(Unauthorized.code, _MESSAGE)}},
+                }

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from models import WEIGHTS_DIR, Classifier, Generator, load_model, read_temperature, update_metrics
-from models.images import quantize, to_float
+from models.pixels import quantize, to_float
 from training.data import Split, load_split
 from training.device import resolve_device
 from training.metrics import inception

@@ -26,7 +26,8 @@ from torch import nn
 from tqdm import tqdm
 
 from models import NAMES, Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, save_model, to_float
-from models.images import noise, quantize
+from models.latents import noise
+from models.pixels import quantize
 from training.artifacts import labelled_grid, plot_losses, write_gif
 from training.data import load_split
 from training.device import resolve_device

@@ -8,24 +8,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.labels import accepted as accepted_labels
-from service import imaging
+from models.gradcam import DEFAULT_SCALE, LAYERS
 from service.deps import get_engine, get_settings
-from service.explain import DEFAULT_SCALE, LAYERS, get_explainer
-from service.inputs import parse_label, pick_model, read_classify_form
-from service.schemas import ErrorResponse
+from service.explain import get_explainer
+from service.inputs import decode_upload, parse_label, pick_model, read_classify_form
+from service.routes.classify import MODEL_QUERY
+from service.schemas import UPLOAD_ERRORS, error_responses, upload_form
 
 router = APIRouter(tags=["explain"])
 
-_FORM_SCHEMA = {
-    "type": "object",
-    "required": ["image"],
-    "properties": {
-        "image": {"type": "string", "format": "binary", "description": f"The image: {imaging.ACCEPTED_FORMATS}."},
-        "label": {"type": "string", "description": f"Its class: {accepted_labels()}.", "example": "8"},
-        "model": {"type": "string", "description": "discriminator or detector (default: detector when loaded)."},
-    },
-}
 _HEADERS = (
     "Headers: X-Verdict (real or fake, as /classify answers), X-Confidence, X-Model, X-Layer (the layer read), "
     "X-Heatmap-Peak (the map's largest value before scaling to 0..1, in calibrated-logit units; 0: nothing "
@@ -69,7 +60,7 @@ class ExplainResponse(BaseModel):
     "/explain",
     summary="Show where a classifier saw evidence of a fake (GradCAM)",
     response_class=Response,
-    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}},
+    openapi_extra={"requestBody": upload_form()},
     responses={
         200: {
             "description": "The image, enlarged, with a heatmap of what pushed the verdict toward 'fake' laid over "
@@ -79,19 +70,12 @@ class ExplainResponse(BaseModel):
                 "application/json": {"schema": ExplainResponse.model_json_schema()},
             },
         },
-        400: {"model": ErrorResponse, "description": "Malformed multipart body."},
-        413: {"model": ErrorResponse, "description": "Body over the upload limit."},
-        415: {"model": ErrorResponse, "description": "Not multipart/form-data, or not an accepted image format."},
-        422: {"model": ErrorResponse, "description": "Missing/invalid field, corrupt or over-large image."},
-        503: {"model": ErrorResponse, "description": "Too many requests waiting (retry after Retry-After seconds)."},
-        504: {"model": ErrorResponse, "description": "Not finished within the request timeout."},
+        **error_responses(*UPLOAD_ERRORS),
     },
 )
 async def explain(
     request: Request,
-    model: Annotated[
-        str | None, Query(description="discriminator or detector; the form field 'model' may say it instead.")
-    ] = None,
+    model: Annotated[str | None, MODEL_QUERY] = None,
     scale: Annotated[
         int, Query(ge=1, le=16, description="Enlargement of the overlay (28*scale pixels square).")
     ] = DEFAULT_SCALE,
@@ -102,7 +86,7 @@ async def explain(
     engine, settings = get_engine(request), get_settings(request)
     form = await read_classify_form(request)
     label = parse_label(form.label)
-    image = await imaging.decode_upload(form.image, max_pixels=settings.max_image_pixels)
+    image = await decode_upload(form.image, max_pixels=settings.max_image_pixels)
     name = pick_model(model, form.model)
     served = engine.resolve_classifier(name)
     verdict = await engine.classify(image, label=label, model=name)  # also checks that a needed label is there

@@ -11,13 +11,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models import NAMES
-from models.labels import accepted as accepted_labels
-from service import imaging
+from service import rendering
 from service.deps import get_engine
 from service.engine import Generated
 from service.errors import InvalidInput
 from service.inputs import parse_label
-from service.schemas import ErrorResponse, GenerateJSONResponse
+from service.schemas import LABEL_DESCRIPTION, GenerateJSONResponse, error_responses, label_parameter_schema
 
 router = APIRouter(tags=["generate"])
 
@@ -34,9 +33,7 @@ _PNG_EXAMPLE = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
             "Headers: X-Seed (the seed used), X-Label and X-Label-Name (the class).",
             "content": {**_PNG_EXAMPLE, "application/json": {"schema": GenerateJSONResponse.model_json_schema()}},
         },
-        422: {"model": ErrorResponse, "description": "A parameter is not accepted; the message lists what is."},
-        503: {"model": ErrorResponse, "description": "Queue full (retry after Retry-After seconds)."},
-        504: {"model": ErrorResponse, "description": "Not finished within the request timeout."},
+        **error_responses(422, 503, 504),
     },
 )
 async def generate(
@@ -44,7 +41,8 @@ async def generate(
     label: Annotated[
         str | None,
         Query(
-            description=f"Class: {accepted_labels()}. Absent: a random class.",
+            description=f"The class. {LABEL_DESCRIPTION} Absent: a random class.",
+            json_schema_extra=label_parameter_schema,
             openapi_examples={"by id": {"value": "3"}, "by name": {"value": "Dress"}},
         ),
     ] = None,
@@ -70,7 +68,7 @@ async def generate(
             label=result.label,
             label_name=None if result.label is None else NAMES[result.label],
             seed=result.seed,
-            images=await imaging.encode_off_loop(imaging.pngs_base64, result.images, scale),
+            images=await rendering.encode_off_loop(rendering.pngs_base64, result.images, scale),
         )
         return JSONResponse(body.model_dump(), headers=headers)
     return await _png_response(result, scale)
@@ -84,7 +82,7 @@ def _headers(result: Generated) -> dict[str, str]:
 
 
 async def _png_response(result: Generated, scale: int) -> Response:
-    png = await imaging.encode_off_loop(imaging.grid_png, result.images, scale)
+    png = await rendering.encode_off_loop(rendering.grid_png, result.images, scale)
     return Response(png, media_type="image/png", headers=_headers(result))
 
 

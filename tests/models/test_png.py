@@ -1,4 +1,4 @@
-"""models.imaging.encode_png: valid 8-bit grayscale PNGs that decode to exactly the pixels given."""
+"""models.image_files.encode_png: valid 8-bit grayscale PNGs that decode to exactly the pixels given."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models.imaging import decode_image, encode_png
+from models.image_files import decode_image, encode_png
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (1, 1), (3, 500), (280, 280), (1000, 7)])

@@ -24,12 +24,11 @@ from PIL import Image
 from starlette.requests import Request
 
 import models
-from models import imaging as shared
-from service import imaging
+from models import image_files
 from service.app import create_app
 from service.errors import InvalidInput, ServiceError
-from service.inputs import parse_label, pick_model, read_multipart
-from service.limits import BodyLimitMiddleware
+from service.inputs import decode_upload, parse_label, pick_model, read_multipart
+from service.limits import RequestLimitsMiddleware
 from service.security import ApiKeyMiddleware
 from tests.robustness.corpus import PIXELS, encode
 from tests.robustness.support import check_answer
@@ -76,7 +75,7 @@ MAGIC = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"GIF87a", b"BM", b"I
 
 def _decodes_or_4xx(data: bytes, max_pixels: int = 1024 * 1024) -> None:
     try:
-        tensor = imaging.decode_image(data, max_pixels=max_pixels)
+        tensor = anyio.run(lambda: decode_upload(data, max_pixels=max_pixels))
     except ServiceError as exc:
         assert exc.status_code in (415, 422), exc
         assert exc.detail and len(exc.detail) < 500
@@ -129,8 +128,8 @@ def test_mutated_images_decode_or_get_a_4xx(data: bytes) -> None:
 def test_the_pixel_limit_holds_for_any_image(data: bytes, max_pixels: int) -> None:
     """Whatever the bytes, nothing declaring more than max_pixels is decoded."""
     try:
-        img = shared.open_image(data, max_pixels=max_pixels)
-    except shared.ImageDecodeError:
+        img = image_files.open_image(data, max_pixels=max_pixels)
+    except image_files.ImageDecodeError:
         return
     with img:
         assert img.width * img.height <= max_pixels
@@ -235,7 +234,7 @@ async def _call(middleware, headers: list[tuple[bytes, bytes]], path: str = "/cl
 @given(st.lists(st.binary(max_size=24), min_size=1, max_size=3))
 def test_any_content_length_is_read_or_refused(values: list[bytes]) -> None:
     headers = [(b"content-length", value) for value in values]
-    status = anyio.run(_call, lambda app: BodyLimitMiddleware(app, max_bytes=1000), headers)
+    status = anyio.run(_call, lambda app: RequestLimitsMiddleware(app, max_bytes=1000), headers)
     if len(set(v.strip() for v in values)) == 1 and values[0].strip().isdigit():
         assert status == (200 if int(values[0]) <= 1000 else 413)
     else:

@@ -1,4 +1,4 @@
-"""GradCAM (service/explain.py), POST /explain, the page's files at / and /static, and the `explain` figure.
+"""GradCAM (models/gradcam.py), POST /explain, the page's files at / and /static, and the `explain` figure.
 
 The maps are checked against GradCAM computed here by hand (a forward hook and autograd on the
 layer's output, no captum), so the library call, the layer, the temperature and the sign are all
@@ -8,6 +8,7 @@ pinned; the sign also by a network whose answer is known in advance.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import threading
 from pathlib import Path
@@ -21,10 +22,10 @@ from PIL import Image
 from torch import nn
 
 import models
-from service import explain as explain_module
+from models.gradcam import LAYERS, NoLayer, gradcam, layers_of, overlay
 from service.app import create_app
 from service.errors import Overloaded
-from service.explain import LAYERS, Explainer, gradcam, layers_of, overlay
+from service.explain import Explainer
 from service.loading import ServedModel
 from tests.service.support import (
     expected_p_real,
@@ -37,8 +38,6 @@ from tests.service.support import (
     settings_for,
     write_weights,
 )
-
-pytest.importorskip("captum", reason="captum is not installed (pip install -e '.[dev]')")
 
 PIXELS = sample_pixels()
 
@@ -72,6 +71,11 @@ def explain_call(client, data: bytes, *, query: str = "", filename: str = "x.png
 
 
 # GradCAM itself -------------------------------------------------------------------------------------
+
+
+def test_captum_is_installed() -> None:
+    """captum is a runtime dependency of POST /explain: without it these tests fail, they do not skip."""
+    assert importlib.util.find_spec("captum") is not None, "captum is missing: pip install -e . installs it"
 
 
 @pytest.mark.parametrize(
@@ -356,7 +360,7 @@ def test_too_many_waiting_explanations_get_503() -> None:
 
 
 def test_an_unknown_architecture_is_refused_with_the_explainable_ones() -> None:
-    with pytest.raises(explain_module.NoLayer, match="Detector, DetectorEnsemble, Discriminator"):
+    with pytest.raises(NoLayer, match="Detector, DetectorEnsemble, Discriminator"):
         layers_of(nn.Linear(2, 2))
 
 

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service import imaging
+from models import image_files
+from service import rendering
 from service.errors import PayloadTooLarge
-from service.limits import BodyLimitMiddleware
+from service.inputs import decode_upload
+from service.limits import RequestLimitsMiddleware
 
 
 def test_grid_shape_is_as_square_as_possible() -> None:
-    assert [imaging.grid_shape(n) for n in (1, 2, 3, 4, 5, 10, 100)] == [
+    assert [rendering.grid_shape(n) for n in (1, 2, 3, 4, 5, 10, 100)] == [
         (1, 1),
         (1, 2),
         (2, 2),
@@ -26,7 +28,7 @@ def test_grid_shape_is_as_square_as_possible() -> None:
 
 def test_tile_and_upscale() -> None:
     images = np.arange(3 * 2 * 2, dtype=np.uint8).reshape(3, 2, 2) + 1
-    grid = imaging.tile(images, scale=2)
+    grid = rendering.tile(images, scale=2)
     assert grid.shape == (8, 8)
     assert (grid[:4, :4] == np.repeat(np.repeat(images[0], 2, 0), 2, 1)).all()
     assert (grid[4:, 4:] == 0).all()
@@ -46,15 +48,15 @@ def test_tile_and_upscale() -> None:
     ids=["16-bit-low", "16-bit-high", "rgba-half", "la-transparent", "float", "rgb-red", "hsv"],
 )
 def test_modes_convert_to_8_bit_gray(image: Image.Image, expected: int) -> None:
-    gray = imaging._to_gray(image)
+    gray = image_files.to_gray(image)
     assert gray.mode == "L"
     assert abs(int(np.asarray(gray)[0, 0]) - expected) <= 1
 
 
 def test_decoded_upload_is_a_28x28_uint8_tensor() -> None:
     pixels = np.repeat(np.repeat(np.arange(28, dtype=np.uint8).reshape(1, 28) * 9, 28, 0), 1, 1)
-    data = imaging.encode_png(np.repeat(np.repeat(pixels, 3, 0), 3, 1))  # 84x84
-    tensor = imaging.decode_image(data, max_pixels=100_000)
+    data = image_files.encode_png(np.repeat(np.repeat(pixels, 3, 0), 3, 1))  # 84x84
+    tensor = anyio.run(lambda: decode_upload(data, max_pixels=100_000))
     assert tensor.shape == (28, 28) and str(tensor.dtype) == "torch.uint8"
     assert (tensor.numpy() == pixels).all()  # 3x3 blocks averaged back exactly
 
@@ -87,7 +89,7 @@ async def _drive(limit: int, chunks: list[bytes], headers: list[tuple[bytes, byt
 
     scope = {"type": "http", "method": "POST", "path": "/classify", "headers": headers}
     try:
-        await BodyLimitMiddleware(app, max_bytes=limit)(scope, receive, send)
+        await RequestLimitsMiddleware(app, max_bytes=limit)(scope, receive, send)
     except PayloadTooLarge as exc:
         outcome = exc
     return pulled, outcome, sent

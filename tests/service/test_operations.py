@@ -13,7 +13,15 @@ from models import NAMES
 from service.app import create_app
 from service.engine import Engine
 from service.loading import StartupError
-from tests.service.support import metric, png_bytes, sample_pixels, settings_for, wait_ready, write_weights
+from tests.service.support import (
+    make_detector,
+    metric,
+    png_bytes,
+    sample_pixels,
+    settings_for,
+    wait_ready,
+    write_weights,
+)
 
 
 def test_probes(client) -> None:
@@ -147,13 +155,52 @@ def test_openapi_documents_every_route_with_examples(client) -> None:
     schema = client.get("/openapi.json").json()
     assert {"/generate", "/classify", "/labels", "/info", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
     form = schema["paths"]["/classify"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert form["required"] == ["image"]
     assert form["properties"]["image"]["format"] == "binary"
     params = {p["name"]: p for p in schema["paths"]["/generate"]["get"]["parameters"]}
     assert {"label", "seed", "n", "scale", "format"} <= set(params)
     assert params["label"]["examples"]
     assert "examples" in schema["components"]["schemas"]["ClassifyResponse"]
     assert "swagger-ui" in client.get("/docs").text
+
+
+LABELS = [*"0123456789", *models.NAMES]
+IMAGE_TYPES = "image/png, image/jpeg, image/gif, image/bmp, image/tiff, image/webp"
+
+
+def upload_body(schema: dict, path: str) -> dict:
+    return schema["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]
+
+
+@pytest.mark.parametrize("path", ["/classify", "/explain"])
+def test_the_schema_says_what_an_upload_form_accepts(client, make_client, tmp_path, path: str) -> None:
+    # Without a detector, the discriminator judges every upload, and it needs the class.
+    body = upload_body(client.get("/openapi.json").json(), path)
+    assert body["encoding"] == {"image": {"contentType": IMAGE_TYPES}}
+    form = body["schema"]
+    assert form["required"] == ["image", "label"]
+    assert form["properties"]["label"]["enum"] == LABELS
+    assert form["properties"]["model"]["enum"] == ["discriminator"]
+    assert "allOf" not in form
+    # With one, the detector is the default and takes images without a class; the discriminator still needs it.
+    detector_client = make_client(write_weights(tmp_path / "weights", detector=make_detector()))
+    form = upload_body(detector_client.get("/openapi.json").json(), path)["schema"]
+    assert form["required"] == ["image"]
+    assert form["properties"]["model"]["enum"] == ["detector", "discriminator"]
+    (rule,) = form["allOf"]
+    assert rule["if"] == {"properties": {"model": {"const": "discriminator"}}, "required": ["model"]}
+    assert rule["then"] == {"required": ["label"]}
+    # The query parameter stays for links, out of the schema: a form and a query naming two models would clash.
+    names = [
+        p["name"] for p in detector_client.get("/openapi.json").json()["paths"][path]["post"].get("parameters", [])
+    ]
+    assert "model" not in names
+
+
+def test_the_schema_lists_the_labels_generate_accepts(client) -> None:
+    params = {p["name"]: p for p in client.get("/openapi.json").json()["paths"]["/generate"]["get"]["parameters"]}
+    assert params["label"]["schema"]["enum"] == LABELS and params["label"]["schema"]["type"] == "string"
+    for label in LABELS:
+        assert client.get("/generate", params={"label": label, "seed": 1}).status_code == 200, label
 
 
 def test_docs_page_loads_swagger_ui_from_the_service_not_a_cdn(client, keyed_client) -> None:

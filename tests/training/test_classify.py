@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from models import Detector, DetectorConfig, DetectorEnsemble, Discriminator, DiscriminatorConfig, save_model, to_float
-from models.imaging import ImageDecodeError, decode_image
+from models.image_files import ImageDecodeError, decode_image
 from training.cli import main
 from training.commands.classify import decide
 

@@ -31,7 +31,7 @@ from models import (
     read_temperature,
     to_float,
 )
-from models.imaging import ImageDecodeError, decode_image
+from models.image_files import ImageDecodeError, decode_image
 from training.device import resolve_device
 
 NAME = "classify"

@@ -4,8 +4,8 @@ One row per class: ``--per-class`` generated images on the left, the same images
 with their GradCAM heatmaps on the right, each captioned with the verdict. Image
 *i* of class *c* is generated from seed ``--seed + i``, exactly as
 ``GET /generate?label=c&seed=SEED&n=N`` serves it, so any cell can be redrawn
-and explained in the service. The heatmaps are computed by the service's own
-code (``service.explain``: layer, sign and overlay), so the figure shows what
+and explained in the service. The heatmaps are computed by the code the service
+uses (``models.gradcam``: layer, sign and overlay), so the figure shows what
 ``POST /explain`` answers.
 """
 
@@ -24,7 +24,7 @@ from PIL import Image
 
 import models
 from models import DETECTORS, NAMES, WEIGHTS_DIR, CheckpointError, Discriminator
-from service.explain import Explanation, NoLayer, gradcam, layers_of, overlay
+from models.gradcam import Explanation, NoLayer, gradcam, layers_of, overlay
 from training.device import resolve_device
 
 NAME = "explain"

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from models.classifier import Classifier
-from models.images import to_float
+from models.pixels import to_float
 
 
 @dataclass

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.classifier import Classifier, ClassifierConfig
-from models.images import to_float
 from models.labels import NUM_CLASSES
+from models.pixels import to_float
 from training.data import Split
 from training.metrics.features import check_uint8_images, embed
 from training.metrics.gan_test import ClassAccuracy, class_accuracy

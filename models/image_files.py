@@ -1,6 +1,7 @@
-"""Decoding an uploaded image file into what the networks judge: 28x28 8-bit grayscale.
+"""Image files in and out: any accepted image file -> what the networks judge (28x28 8-bit grayscale), and
+a grayscale array -> PNG bytes.
 
-The one decoder of the project, shared by the service's /classify, the
+The one decoder of the project, shared by the service's uploads, the
 `classify` command and the detector's training augmentations (so a training
 image goes through exactly the decoding that a served upload does).
 
@@ -37,6 +38,15 @@ MAX_PIXELS = 4096 * 4096  # default limit on width x height; the service passes 
 # Pillow's names of the accepted formats; GIF and WebP animations give their first frame.
 FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 ACCEPTED_FORMATS = "PNG, JPEG, GIF (first frame), BMP, TIFF or WebP"
+# Their media types, as an upload may declare them (the format is still decided by the content).
+MEDIA_TYPES: dict[str, str] = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "WEBP": "image/webp",
+}
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
