@@ -37,8 +37,6 @@ import math
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +56,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import local_service  # noqa: E402
+from bench.local_service import LocalService  # noqa: E402
 from bench.record import header, write  # noqa: E402
 
 SUSTAINED_CONCURRENCY = 64
@@ -71,12 +71,6 @@ MAX_BATCH = 32
 
 
 # The server ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_weights(directory: Path, tiny: bool = False) -> Path:
@@ -97,14 +91,8 @@ def make_weights(directory: Path, tiny: bool = False) -> Path:
 
 
 @dataclass
-class Server:
-    process: subprocess.Popen
-    url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+class Server(LocalService):
+    """The server under test, with what the phases read from it."""
 
     def get(self, path: str, timeout: float = 10) -> tuple[int, str]:
         try:
@@ -166,52 +154,27 @@ ABLATIONS = {
 
 
 def start_server(weights: Path, work: Path, cpu: int | None, without: tuple[str, ...] = (), **env: str) -> Server:
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FGAN_")}
-    environment |= {
-        "FGAN_WEIGHTS_DIR": str(weights),
+    environment = {
         "FGAN_DEVICE": os.environ.get("FGAN_DEVICE", "cpu"),
         "FGAN_TORCH_THREADS": "1",
         "FGAN_LOG_LEVEL": "warning",
         "FGAN_ACCESS_LOG": "false",
         "FGAN_QUEUE_LIMIT": str(QUEUE_LIMIT),
         "FGAN_MAX_BATCH_SIZE": str(MAX_BATCH),
-        "PYTHONPATH": str(ROOT),
     } | env
-    args = ["--host", "127.0.0.1", "--port", str(port)]
-    command = [sys.executable, "-m", "service", *args]
+    command = None
     if without:
         patches = "; ".join(ABLATIONS[name] for name in without)
-        launch = f"{patches}; import sys; from service.__main__ import main; sys.exit(main({args!r}))"
+        launch = f"{patches}; import sys; from service.__main__ import main; sys.exit(main(sys.argv[1:]))"
         command = [sys.executable, "-c", launch]
-    if cpu is not None:
-        command = ["taskset", "-c", str(cpu), *command]
-    log = work / "service.log"
-    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the service exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if server.get("/readyz", timeout=2)[0] == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    stop_server(server)
-    raise SystemExit(f"the service was not ready within 180 s:\n{log.read_text()}")
-
-
-def stop_server(server: Server) -> int:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGINT)
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=10)
-    return server.process.returncode
+    started = local_service.start(weights, work / "service.log", env=environment, command=command, cpu=cpu)
+    server = Server(started.process, started.url, started.log)
+    try:
+        server.wait_ready(180)
+    except local_service.ServiceFailed as exc:
+        server.stop()
+        raise SystemExit(str(exc)) from None
+    return server
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -652,7 +615,7 @@ def run_all(
         text = server.log.read_text(errors="replace")
         phases["server_log"] = {"tracebacks": text.count("Traceback"), "ok": "Traceback" not in text}
     finally:
-        code = stop_server(server)
+        code = server.stop()
     phases["shutdown"] = {"exit_status": code, "ok": code == 0}
     return phases
 

@@ -33,8 +33,6 @@ import io
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import models  # noqa: E402
+from bench import local_service  # noqa: E402
+from bench.local_service import LocalService  # noqa: E402
 from bench.record import header, write  # noqa: E402
 from service.loading import default_classifier_name  # noqa: E402
 
@@ -76,12 +76,6 @@ class Point:
 # Servers ---------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def make_weights(directory: Path) -> Path:
     """Networks of the shipped sizes with fixed random weights."""
     torch.manual_seed(0)
@@ -90,49 +84,17 @@ def make_weights(directory: Path) -> Path:
     return directory
 
 
-def start_server(variant: str, weights: Path, cpu: int, log_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FGAN_")}
-    env |= {"FGAN_WEIGHTS_DIR": str(weights), "FGAN_DEVICE": "cpu", "FGAN_LOG_LEVEL": "warning"}
-    env |= {"FGAN_ACCESS_LOG": "false", "FGAN_QUEUE_LIMIT": "1024", "PYTHONPATH": str(ROOT)}
+def start_server(variant: str, weights: Path, cpu: int, log_dir: Path) -> LocalService:
+    env = {"FGAN_LOG_LEVEL": "warning", "FGAN_ACCESS_LOG": "false", "FGAN_QUEUE_LIMIT": "1024"}
+    command = None
     if variant == "plain":
         command = [sys.executable, "-m", "uvicorn", "plain_app:app", "--app-dir", str(ROOT / "bench")]
-        command += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
-    else:
-        command = [sys.executable, "-m", "service", "--port", str(port)]
-        if variant == "no-batching":
-            env["FGAN_MAX_BATCH_SIZE"] = "1"
-        elif variant == "fastapi-route":
-            env["FGAN_DIRECT_GENERATE"] = "false"
-    log = (log_dir / f"{variant}.log").open("w")
-    process = subprocess.Popen(["taskset", "-c", str(cpu), *command], cwd=ROOT, env=env, stdout=log, stderr=log)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def wait_ready(process: subprocess.Popen, url: str, timeout_s: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server for {url} exited with status {process.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"server at {url} not ready within {timeout_s}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        command += ["--no-access-log", "--log-level", "warning"]
+    elif variant == "no-batching":
+        env["FGAN_MAX_BATCH_SIZE"] = "1"
+    elif variant == "fastapi-route":
+        env["FGAN_DIRECT_GENERATE"] = "false"
+    return local_service.start(weights, log_dir / f"{variant}.log", env=env, command=command, cpu=cpu)
 
 
 # Requests --------------------------------------------------------------------------------------
@@ -324,8 +286,8 @@ def main() -> int:
         os.sched_setaffinity(0, {args.client_cpu})  # the client shares no core with the servers
     points: list[Point] = []
     try:
-        for process, url in servers.values():
-            wait_ready(process, url)
+        for server in servers.values():
+            server.wait_ready()
         print(f"load: {tool} on CPU {args.client_cpu}; servers on CPU {args.server_cpu}; weights: {weights_note}")
         print(
             f"{'endpoint':9} {'conc':>4} {'variant':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
@@ -334,7 +296,7 @@ def main() -> int:
         for endpoint in args.endpoints:
             for concurrency in args.concurrency:
                 for variant in args.variants:
-                    url = servers[variant][1]
+                    url = servers[variant].url
 
                     def load(seconds: float, url: str = url, concurrency: int = concurrency, endpoint: str = endpoint):
                         if tool == "hey":
@@ -343,7 +305,7 @@ def main() -> int:
 
                     if args.warmup > 0:
                         load(args.warmup)
-                    pid = servers[variant][0].pid
+                    pid = servers[variant].pid
                     cpu_before = cpu_seconds(pid)
                     n, rps, p50, p99, errors = load(args.duration)
                     cpu_ms = (cpu_seconds(pid) - cpu_before) / max(n, 1) * 1000
@@ -364,8 +326,8 @@ def main() -> int:
                         f"{cpu_ms:>10.3f}"
                     )
     finally:
-        for process, _ in servers.values():
-            stop(process)
+        for server in servers.values():
+            server.stop()
 
     summary = {}
     for endpoint in args.endpoints:

@@ -19,11 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -31,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.support import make_detector, png_bytes, sample_pixels, write_weights
+from bench import local_service
+from tests.service.support import PROCESS_ENV, make_detector, png_bytes, sample_pixels, write_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -45,7 +41,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-START_TIMEOUT_S = 60.0
 TIMEOUT_MS = 20_000  # for each wait in the page (the first /explain imports captum: about a second)
 
 playwright_api = pytest.importorskip(
@@ -61,46 +56,11 @@ expect = playwright_api.expect
 # A real service ---------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_service(weights: Path, log: Path, **env: str) -> Iterator[str]:
     """``python -m service`` on a free loopback port, ready; stopped afterwards whatever happens."""
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FGAN_")}
-    environment |= {"FGAN_WEIGHTS_DIR": str(weights), "FGAN_DEVICE": "cpu", "FGAN_TORCH_THREADS": "1"} | env
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the service exited with {process.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not ready within {START_TIMEOUT_S}s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    with local_service.running(weights, log, env=PROCESS_ENV | env) as server:
+        yield server.url
 
 
 def call(url: str, path: str, *, form: dict[str, tuple[str, bytes] | str] | None = None, key: str | None = None):

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
 from service.app import create_app
-from tests.robustness.support import Server, start_server, stop, wait_ready
+from tests.robustness.support import LocalService, start_server
 from tests.service.support import settings_for, write_weights
 from tests.service.support import wait_ready as wait_client_ready
 
@@ -87,12 +87,12 @@ def upload_paths(app: FastAPI) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> Iterator[Server]:
+def served(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> Iterator[LocalService]:
     """One real ``python -m service`` on a loopback port, default limits, shared by the tests that need one."""
     log = tmp_path_factory.mktemp("served") / "service.log"
     server = start_server(weights_dir, log, FGAN_BATCH_TIMEOUT_MS="2")
     try:
-        wait_ready(server)
+        server.wait_ready()
         yield server
     finally:
-        stop(server)
+        server.stop()

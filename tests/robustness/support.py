@@ -1,26 +1,30 @@
-"""Helpers for the robustness tests: a real service on loopback, and what every answer must (not) contain.
-
-Every wait is bounded in time, and a started server is always stopped.
-"""
+"""Helpers for the robustness tests: a real service on loopback (bench/local_service.py), and what every answer
+must (not) contain."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_plus
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 90.0  # importing torch on a busy 2-core machine takes a while
+from bench import local_service
+from bench.local_service import ROOT, LocalService
+from tests.service.support import PROCESS_ENV
+
+__all__ = [
+    "ROOT",
+    "LocalService",
+    "check_answer",
+    "check_parts",
+    "leaks",
+    "metric_total",
+    "service_env",
+    "start_server",
+]
 
 # What must never appear in an answer: traces, source locations, this machine's paths.
 LEAK_MARKERS = (
@@ -80,77 +84,14 @@ def check_parts(status: int, headers: dict[str, str], content: bytes, where: str
         assert headers.get("retry-after", "").isdigit(), "a 503 without Retry-After"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    """A ``python -m service`` process on a loopback port."""
-
-    process: subprocess.Popen
-    url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
 def service_env(weights: Path, **env: str) -> dict[str, str]:
-    """The environment of a test server: the parent's without its FGAN_* variables, plus ``env``."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FGAN_")}
-    environment |= {
-        "FGAN_WEIGHTS_DIR": str(weights),
-        "FGAN_DEVICE": "cpu",
-        "FGAN_TORCH_THREADS": "1",
-        "FGAN_ACCESS_LOG": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    return environment | env
+    """The environment of a test server (tests/service/support.py's PROCESS_ENV), plus ``env``."""
+    return local_service.service_env(weights, PROCESS_ENV | env)
 
 
-def start_server(weights: Path, log: Path, *, cwd: Path = ROOT, **env: str) -> Server:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=cwd,
-        env=service_env(weights, **env) | {"PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    return Server(process, f"http://127.0.0.1:{port}", log)
-
-
-def wait_ready(server: Server, timeout_s: float = START_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise AssertionError(f"the service exited with {server.process.returncode}:\n{server.log_text()}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"not ready within {timeout_s}s:\n{server.log_text()}")
-
-
-def stop(server: Server, sig: int = signal.SIGINT) -> int:
-    process = server.process
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    return process.returncode
+def start_server(weights: Path, log: Path, **env: str) -> LocalService:
+    """A test server on a loopback port, not yet ready (``wait_ready``); ``stop`` it afterwards."""
+    return local_service.start(weights, log, env=PROCESS_ENV | env)
 
 
 def metric_total(text: str, name: str, **labels: str) -> float:

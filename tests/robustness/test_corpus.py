@@ -21,7 +21,7 @@ from service.app import create_app
 from service.settings import Settings
 from tests.robustness.conftest import upload_paths
 from tests.robustness.corpus import PIXELS, Case, all_cases, encode
-from tests.robustness.support import ROOT, Server, check_answer
+from tests.robustness.support import ROOT, LocalService, check_answer
 from tests.service.support import (
     expected_images,
     expected_p_real,
@@ -102,7 +102,7 @@ def test_in_process_service_is_alive_and_correct_after_the_corpus(corpus_client:
 
 
 @pytest.mark.slow
-def test_corpus_over_real_http(served: Server) -> None:
+def test_corpus_over_real_http(served: LocalService) -> None:
     failures = []
     with httpx.Client(base_url=served.url, timeout=30) as client:
         for case in CASES:

@@ -28,7 +28,7 @@ from PIL import Image
 from torch import nn
 
 from tests.robustness.corpus import PIXELS, encode
-from tests.robustness.support import ROOT, check_answer, service_env, start_server, stop, wait_ready
+from tests.robustness.support import ROOT, check_answer, service_env, start_server
 from tests.service.support import (
     expected_images,
     expected_p_real,
@@ -267,7 +267,7 @@ def _raw(url: str, payload: bytes, *, close_after: float = 0.0) -> None:
 def test_vanishing_and_stalling_clients_leave_nothing_behind(tmp_path: Path, weights_dir: Path) -> None:
     server = start_server(weights_dir, tmp_path / "service.log", FGAN_REQUEST_TIMEOUT_S="2")
     try:
-        wait_ready(server)
+        server.wait_ready()
         body = encode(Image.fromarray(PIXELS), "PNG")
         head = (
             "POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
@@ -320,4 +320,4 @@ def test_vanishing_and_stalling_clients_leave_nothing_behind(tmp_path: Path, wei
         assert server.process.poll() is None
         assert "Traceback" not in server.log_text()
     finally:
-        stop(server)
+        server.stop()

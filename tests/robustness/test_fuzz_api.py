@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.robustness.support import Server, check_parts, metric_total
+from tests.robustness.support import LocalService, check_parts, metric_total
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 CHECKS = [
@@ -39,7 +39,7 @@ CHECKS = [
 
 
 @pytest.fixture(scope="session")
-def api_schema(served: Server):
+def api_schema(served: LocalService):
     return schemathesis.openapi.from_url(f"{served.url}/openapi.json", wait_for_schema=30)
 
 
@@ -49,7 +49,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-def test_every_operation_survives_fuzzing(case, served: Server) -> None:
+def test_every_operation_survives_fuzzing(case, served: LocalService) -> None:
     response = case.call(timeout=30)
     case.validate_response(response, checks=CHECKS)
     headers = {name.lower(): values[-1] for name, values in response.headers.items()}
@@ -61,7 +61,7 @@ def test_every_operation_survives_fuzzing(case, served: Server) -> None:
 
 
 @pytest.mark.slow
-def test_the_server_counted_no_5xx_while_fuzzed(served: Server) -> None:
+def test_the_server_counted_no_5xx_while_fuzzed(served: LocalService) -> None:
     """The server's own count agrees: after the fuzzing, no answer but /readyz's warm-up 503s was a 5xx."""
     text = httpx.get(f"{served.url}/metrics", timeout=10).text
     total = metric_total(text, "fgan_http_requests_total")

@@ -22,7 +22,7 @@ from PIL import Image
 
 from tests.robustness.conftest import upload_paths
 from tests.robustness.corpus import PIXELS, encode
-from tests.robustness.support import ROOT, Server, check_answer, leaks
+from tests.robustness.support import ROOT, LocalService, check_answer, leaks
 from tests.service.support import png_bytes
 
 KEY = "correct-horse-battery-staple"
@@ -177,7 +177,7 @@ def test_upload_file_names_never_reach_the_filesystem(client: TestClient, tmp_pa
 
 
 @pytest.mark.slow
-def test_upload_file_names_never_reach_the_filesystem_of_a_real_server(served: Server) -> None:
+def test_upload_file_names_never_reach_the_filesystem_of_a_real_server(served: LocalService) -> None:
     marker = f"fgan-marker-{uuid.uuid4().hex}"
     image = png_bytes(PIXELS)
     with httpx.Client(base_url=served.url, timeout=30) as http:

@@ -74,6 +74,10 @@ def write_weights(
     return directory
 
 
+# The settings of a test server process (bench/local_service.py starts it): the CPU, one torch thread, quiet.
+PROCESS_ENV = {"FGAN_DEVICE": "cpu", "FGAN_TORCH_THREADS": "1", "FGAN_ACCESS_LOG": "false"}
+
+
 def settings_for(weights_dir: Path, **overrides: object) -> Settings:
     """Settings for a test app: CPU, quiet, the given weights; explicit values, never the environment's."""
     values: dict[str, object] = {

@@ -6,20 +6,19 @@ Every wait here is bounded in time, and the server is stopped at the end of each
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench import local_service
+from bench.local_service import LocalService
 from tests.service.support import (
+    PROCESS_ENV,
     decode_png,
     expected_images,
     make_generator,
@@ -34,77 +33,36 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 60.0
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_service(weights: Path, log: Path, **env: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FGAN_")}
-    environment |= {"FGAN_WEIGHTS_DIR": str(weights), "FGAN_DEVICE": "cpu", "FGAN_TORCH_THREADS": "1"} | env
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    return process, f"http://127.0.0.1:{port}"
+def start_service(weights: Path, log: Path, **env: str) -> LocalService:
+    # The access log on: the test reads its lines.
+    return local_service.start(weights, log, env=PROCESS_ENV | {"FGAN_ACCESS_LOG": "true"} | env)
 
 
 def curl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "-sS", "--max-time", str(timeout), *args], capture_output=True, timeout=timeout + 5)
 
 
-def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the service exited with {process.returncode}:\n{log.read_text()}")
-        if curl("-o", "/dev/null", "-w", "%{http_code}", f"{url}/readyz", timeout=2).stdout == b"200":
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not ready within {START_TIMEOUT_S}s:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen, sig: int = signal.SIGINT) -> int:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    return process.returncode
-
-
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
+def service(tmp_path: Path) -> Iterator[LocalService]:
     """A served tiny model that takes one request at a time (batches of 1) behind a queue of one."""
-    log = tmp_path / "service.log"
-    process, url = start_service(
+    server = start_service(
         write_weights(tmp_path / "weights"),
-        log,
+        tmp_path / "service.log",
         FGAN_MAX_BATCH_SIZE="1",
         FGAN_QUEUE_LIMIT="1",
         FGAN_MAX_UPLOAD_BYTES="65536",
         FGAN_LOG_FORMAT="json",
     )
     try:
-        wait_ready(process, url, log)
-        yield process, url, log
+        server.wait_ready()
+        yield server
     finally:
-        stop(process)
+        server.stop()
 
 
 def test_design_card_calls_over_real_http(service, tmp_path: Path) -> None:
-    process, url, log = service
+    url, log = service.url, service.log
     # GET /generate?label=3, saved as a file.
     image = tmp_path / "x.png"
     headers = tmp_path / "headers.txt"
@@ -141,11 +99,11 @@ def test_design_card_calls_over_real_http(service, tmp_path: Path) -> None:
     assert any(e["request_id"] == request_id and e["path"] == "/generate" and e["status"] == 200 for e in access)
 
     # SIGTERM (what docker stop and Kubernetes send) stops it cleanly.
-    assert stop(process, signal.SIGTERM) == 0
+    assert service.stop(signal.SIGTERM) == 0
 
 
 def test_overload_answers_503_with_retry_after(service, tmp_path: Path) -> None:
-    _, url, _ = service
+    url = service.url
     # 24 requests at once for 100 images each: one runs, one waits, and the queue (of one) is full for the rest.
     # On a busy machine the worker may not have taken the first from the queue before the others arrive,
     # so only that one is served: at least one 200 is certain, a second is not.
@@ -173,11 +131,11 @@ def test_bad_checkpoint_exits_nonzero_with_one_clear_line(tmp_path: Path) -> Non
     weights = write_weights(tmp_path / "weights")
     (weights / "generator" / "model.safetensors").write_bytes(b"\0" * 16)
     log = tmp_path / "service.log"
-    process, _ = start_service(weights, log)
+    server = start_service(weights, log)
     try:
-        code = process.wait(timeout=START_TIMEOUT_S)
+        code = server.process.wait(timeout=local_service.START_TIMEOUT_S)
     finally:
-        stop(process)
+        server.stop()
     text = log.read_text()
     assert code != 0
     errors = [line for line in text.splitlines() if "ERROR" in line]
