@@ -1,0 +1,138 @@
+"""`zoo`: train generators of other families (train), draw fake banks from them (sample), or rebuild it all (all)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+from models import CheckpointError
+from training.data import DataError
+from training.zoo import FAMILIES, ZooError, ZooOptions, sample_bank, save_bank, train_family
+from training.zoo.common import MODEL_DIR
+
+NAME = "zoo"
+HELP = "a zoo of generator families (upsample-gan, cvae, ddpm, ae-launder) and their fake banks"
+log = logging.getLogger(__name__)
+
+# What `zoo all` builds: (seed, {split: bank size}). Seed 0 is the detector's training instance,
+# seed 1 a separately trained instance that only test banks come from.
+ALL_PLAN = ((0, {"train": 10_000, "test": 2_000}), (1, {"test": 2_000}))
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--minutes", type=float, default=None, help="time budget of the loop (default: the family's)")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the family's)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the family's")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the family's)")
+    p.add_argument("--data-dir", help="folder with the four IDX files (else $FGAN_DATA_DIR, Debian's, download)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=0, metavar="T", help="torch CPU threads (0: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
+    families = ", ".join(
+        f"{name} ({f.defaults['steps']} steps, {f.defaults['minutes']:g} min)" for name, f in FAMILIES.items()
+    )
+
+    t = sub.add_parser("train", help="train one family into a run directory", description=f"families: {families}")
+    t.add_argument("--family", required=True, choices=list(FAMILIES))
+    t.add_argument("--out", required=True, metavar="DIR", help="run directory (the model goes to DIR/model)")
+    _add_train_options(t)
+    t.set_defaults(_zoo=_train)
+
+    s = sub.add_parser("sample", help="write a fake bank (npz: images, labels, meta) from a zoo model")
+    s.add_argument("--model", required=True, metavar="DIR", help="a zoo model directory (RUN_DIR/model)")
+    s.add_argument("--n", type=int, required=True, help="number of images (labels balanced over the classes)")
+    s.add_argument("--out", required=True, metavar="BANK.npz")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--split", choices=("train", "test"), default="train", help="the real split the bank goes with")
+    s.add_argument("--data-dir", help="where the real images are (ae-launder)")
+    s.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
+    s.add_argument("--threads", type=int, default=0, metavar="T", help="torch CPU threads (0: torch's choice)")
+    s.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the family's)")
+    s.set_defaults(_zoo=_sample)
+
+    a = sub.add_parser(
+        "all",
+        help="train every family (seeds 0 and 1) and write their banks into one directory",
+        description="DIR/<family>-s0/ with bank-train.npz (10,000) and bank-test.npz (2,000); "
+        "DIR/<family>-s1/ with bank-test.npz (2,000). Finished runs and banks are kept.",
+    )
+    a.add_argument("--out", required=True, metavar="DIR")
+    a.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
+    a.add_argument("--seeds", nargs="+", type=int, choices=(0, 1), default=[0, 1])
+    _add_train_options(a)
+    a.set_defaults(_zoo=_all)
+
+
+def _options(args: argparse.Namespace, family: str, out: Path, seed: int) -> ZooOptions:
+    return ZooOptions(
+        family=family,
+        out=str(out),
+        seed=seed,
+        minutes=args.minutes,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        device=args.device,
+        threads=args.threads,
+        progress=not args.no_progress,
+    )
+
+
+def _train(args: argparse.Namespace) -> None:
+    model_dir = train_family(args.family, _options(args, args.family, Path(args.out), args.seed))
+    log.info("done: %s", model_dir)
+
+
+def _write_bank(model: Path, n: int, out: Path, seed: int, split: str, data_dir, device: str, batch_size=None) -> None:
+    images, labels, meta = sample_bank(model, n, seed, split, data_dir, device=device, batch_size=batch_size)
+    save_bank(out, images, labels, meta)
+    log.info("bank: %s (%d %s images, split %s)", out, n, meta["family"], split)
+
+
+def _sample(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _write_bank(
+        Path(args.model), args.n, Path(args.out), args.seed, args.split, args.data_dir, args.device, args.batch_size
+    )
+
+
+def _all(args: argparse.Namespace) -> None:
+    root = Path(args.out)
+    for seed, banks in ALL_PLAN:
+        if seed not in args.seeds:
+            continue
+        for family in args.families:
+            run_dir = root / f"{family}-s{seed}"
+            model = run_dir / MODEL_DIR
+            if (model / "model.safetensors").is_file():
+                log.info("%s: trained already, kept", run_dir)
+            else:
+                train_family(family, _options(args, family, run_dir, seed))
+            for split, n in banks.items():
+                bank = run_dir / f"bank-{split}.npz"
+                if bank.is_file():
+                    log.info("%s: written already, kept", bank)
+                    continue
+                # Bank seeds differ from the training seed's and between splits, so no two banks share noise.
+                _write_bank(model, n, bank, 1000 + 10 * seed + (split == "test"), split, args.data_dir, "cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        args._zoo(args)
+    except (ZooError, DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
