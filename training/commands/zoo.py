@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -22,6 +23,16 @@ log = logging.getLogger(__name__)
 ALL_PLAN = ((0, {"train": 10_000, "test": 2_000}), (1, {"test": 2_000}))
 
 
+def _arch_item(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=None, help="time budget of the loop (default: the family's)")
@@ -32,6 +43,14 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=0, metavar="T", help="torch CPU threads (0: torch's choice)")
+    p.add_argument(
+        "--arch",
+        type=_arch_item,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the family's model config (VALUE as JSON, else a string), e.g. channels=16",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
 
@@ -86,6 +105,7 @@ def _options(args: argparse.Namespace, family: str, out: Path, seed: int) -> Zoo
         device=args.device,
         threads=args.threads,
         progress=not args.no_progress,
+        arch=dict(args.arch),
     )
 
 

@@ -61,7 +61,7 @@ class LaunderAutoencoder(nn.Module):
 class Trainer(FamilyTrainer):
     def __init__(self, opts: ZooOptions, device: torch.device, rng: torch.Generator) -> None:
         super().__init__(opts, device, rng)
-        self.model = LaunderAutoencoder(LaunderAutoencoderConfig()).to(device)
+        self.model = LaunderAutoencoder(LaunderAutoencoderConfig(**opts.arch)).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=opts.lr)
 
     def step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -66,6 +66,7 @@ class ZooOptions:
     threads: int = 0  # torch intra-op threads (0: torch's choice)
     log_every: int = 50  # steps between steps.jsonl lines
     progress: bool = True
+    arch: dict[str, Any] = field(default_factory=dict)  # overrides of the family's model config (tiny test models)
 
 
 class FamilyTrainer:
@@ -215,12 +216,15 @@ def train(family: Family, opts: ZooOptions) -> Path:
     if len(train_split) < opts.batch_size:
         raise ZooError(f"--batch-size {opts.batch_size} exceeds the {len(train_split)} training images")
 
+    try:
+        trainer = family.trainer(opts, device, rng)
+    except (TypeError, ValueError) as exc:  # an unknown or invalid --arch setting
+        raise ZooError(f"{family.name}: cannot build the model from --arch {opts.arch} ({exc})") from None
     # Write the options before the first step.
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / OPTIONS_NAME).write_text(json.dumps(dataclasses.asdict(opts), indent=2) + "\n")
     (run_dir / STEPS_NAME).unlink(missing_ok=True)
 
-    trainer = family.trainer(opts, device, rng)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     log.info("%s: %d parameters, %d training images, on %s", family.name, n_params, len(train_split), device)
 

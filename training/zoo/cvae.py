@@ -82,7 +82,7 @@ class CVAE(nn.Module):
 class Trainer(FamilyTrainer):
     def __init__(self, opts: ZooOptions, device: torch.device, rng: torch.Generator) -> None:
         super().__init__(opts, device, rng)
-        self.model = CVAE(CVAEConfig()).to(device)
+        self.model = CVAE(CVAEConfig(**opts.arch)).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=opts.lr)
 
     def step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

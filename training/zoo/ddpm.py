@@ -139,7 +139,7 @@ class DiffusionUNet(nn.Module):
 class Trainer(FamilyTrainer):
     def __init__(self, opts: ZooOptions, device: torch.device, rng: torch.Generator) -> None:
         super().__init__(opts, device, rng)
-        self.model = DiffusionUNet(DiffusionUNetConfig()).to(device)
+        self.model = DiffusionUNet(DiffusionUNetConfig(**opts.arch)).to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=opts.lr)
         self.ema = Ema(self.model, 0.999)
 

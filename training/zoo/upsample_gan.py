@@ -110,7 +110,7 @@ def refresh_bn_stats(generator: UpsampleGenerator, rng: torch.Generator, *, batc
 class Trainer(FamilyTrainer):
     def __init__(self, opts: ZooOptions, device: torch.device, rng: torch.Generator) -> None:
         super().__init__(opts, device, rng)
-        self.model = UpsampleGenerator(UpsampleGeneratorConfig()).to(device)
+        self.model = UpsampleGenerator(UpsampleGeneratorConfig(**opts.arch)).to(device)
         self.D = ProjectionDiscriminator(self.model.config.channels).to(device)
         self.opt_g = torch.optim.Adam(self.model.parameters(), lr=opts.lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=opts.lr, betas=(0.5, 0.999))
