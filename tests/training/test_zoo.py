@@ -227,3 +227,11 @@ def test_bad_options_are_named(tmp_path, data_dir):
     with pytest.raises(ZooError, match="cannot build the model from --arch"):
         train_family("ddpm", opts)
     assert not (tmp_path / "y" / "options.json").exists()
+
+
+def test_gan_test_reports_the_reference_classifiers_accuracy(trained, tmp_path, capsys):
+    bank = save_bank(tmp_path / "b.npz", *sample_bank(trained["cvae"] / "model", 20, seed=0, split="test"))
+    assert main(["zoo", "gan-test", str(bank), "--threads", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)[str(bank)]
+    assert report["family"] == "cvae" and report["count"] == 20
+    assert 0 <= report["gan_test"]["overall"] <= 1 and sum(report["gan_test"]["counts"].values()) == 20

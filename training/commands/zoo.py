@@ -9,9 +9,10 @@ from pathlib import Path
 
 import torch
 
-from models import CheckpointError
+from models import NUM_CLASSES, WEIGHTS_DIR, CheckpointError, Classifier, load_model, to_float
 from training.data import DataError
-from training.zoo import FAMILIES, ZooError, ZooOptions, sample_bank, save_bank, train_family
+from training.metrics.gan_test import class_accuracy
+from training.zoo import FAMILIES, ZooError, ZooOptions, load_bank, sample_bank, save_bank, train_family
 from training.zoo.common import MODEL_DIR
 
 NAME = "zoo"
@@ -78,6 +79,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the family's)")
     s.set_defaults(_zoo=_sample)
 
+    g = sub.add_parser(
+        "gan-test",
+        help="the reference classifier's accuracy on banks against their labels (GAN-test), as JSON on stdout",
+    )
+    g.add_argument("banks", nargs="+", metavar="BANK.npz")
+    g.add_argument("--classifier", default=str(WEIGHTS_DIR / "classifier"), metavar="DIR")
+    g.add_argument("--threads", type=int, default=0, metavar="T", help="torch CPU threads (0: torch's choice)")
+    g.set_defaults(_zoo=_gan_test)
+
     a = sub.add_parser(
         "all",
         help="train every family (seeds 0 and 1) and write their banks into one directory",
@@ -126,6 +136,23 @@ def _sample(args: argparse.Namespace) -> None:
     _write_bank(
         Path(args.model), args.n, Path(args.out), args.seed, args.split, args.data_dir, args.device, args.batch_size
     )
+
+
+@torch.no_grad()
+def _gan_test(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    classifier = load_model(args.classifier, expected=Classifier)
+    report = {}
+    for path in args.banks:
+        images, labels, meta = load_bank(path)
+        logits = torch.cat(
+            [classifier(to_float(images[i : i + 1000]).unsqueeze(1)) for i in range(0, len(images), 1000)]
+        )
+        accuracy = class_accuracy(logits.argmax(dim=1), labels, NUM_CLASSES)
+        report[str(path)] = {"family": meta["family"], "count": len(images), "gan_test": accuracy.to_json()}
+        log.info("%s: GAN-test %.2f%% (%s, %d images)", path, 100 * accuracy.overall, meta["family"], len(images))
+    print(json.dumps(report, indent=2))
 
 
 def _all(args: argparse.Namespace) -> None:
