@@ -156,6 +156,8 @@ def _gan_test(args: argparse.Namespace) -> None:
 
 
 def _all(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     root = Path(args.out)
     for seed, banks in ALL_PLAN:
         if seed not in args.seeds:

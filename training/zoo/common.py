@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -393,8 +394,10 @@ def save_bank(path: str | Path, images: torch.Tensor, labels: torch.Tensor, meta
     if "source_index" in meta:
         arrays["source_index"] = np.asarray(meta.pop("source_index"), dtype=np.int64)
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    with open(path, "wb") as f:  # np.savez would append .npz to a name without it
+    tmp = path.with_name(f".{path.name}.tmp")  # an interrupted write never leaves a bank that looks finished
+    with open(tmp, "wb") as f:  # np.savez would append .npz to a name without it
         np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
     return path
 
 
