@@ -56,13 +56,14 @@ def upload_form(classifiers: Sequence[str] = (DETECTOR, DISCRIMINATOR)) -> dict[
     schema: dict[str, Any] = {
         "type": "object",
         "required": ["image", "label"] if default == DISCRIMINATOR else ["image"],
+        # Other fields are ignored, up to a limit on the parts of a form: the schema allows none.
+        "additionalProperties": False,
         "properties": {
             "image": {"type": "string", "format": "binary", "description": f"The image: {ACCEPTED_FORMATS}."},
             "label": {
                 "type": "string",
                 "enum": list(LABEL_VALUES),
                 "description": f"Its class. {LABEL_DESCRIPTION}",
-                "example": "8",
             },
             "model": {
                 "type": "string",
