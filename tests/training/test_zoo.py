@@ -235,3 +235,22 @@ def test_gan_test_reports_the_reference_classifiers_accuracy(trained, tmp_path, 
     report = json.loads(capsys.readouterr().out)[str(bank)]
     assert report["family"] == "cvae" and report["count"] == 20
     assert 0 <= report["gan_test"]["overall"] <= 1 and sum(report["gan_test"]["counts"].values()) == 20
+
+
+def test_zoo_all_builds_every_instance_and_bank_and_keeps_them(tmp_path, data_dir):
+    out = tmp_path / "zoo"
+    argv = (
+        f"zoo all --out {out} --families cvae ae-launder --steps 1 --batch-size 8 --arch channels=4 "
+        f"--bank-sizes 20 10 --data-dir {data_dir} --device cpu --threads 1 --no-progress".split()
+    )
+    assert main(argv) == 0
+    built = sorted(str(p.relative_to(out)) for p in out.rglob("bank-*.npz"))
+    assert built == sorted(
+        [f"{name}-s0/bank-train.npz" for name in ("cvae", "ae-launder")]
+        + [f"{name}-s{seed}/bank-test.npz" for name in ("cvae", "ae-launder") for seed in (0, 1)]
+    )
+    images, _, meta = load_bank(out / "ae-launder-s1" / "bank-test.npz")
+    assert images.shape == (10, 28, 28) and meta["split"] == "test" and meta["model_seed"] == 1
+    stamp = (out / "cvae-s0" / "bank-train.npz").stat().st_mtime_ns
+    assert main(argv) == 0  # a second run keeps what is there
+    assert (out / "cvae-s0" / "bank-train.npz").stat().st_mtime_ns == stamp

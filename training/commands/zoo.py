@@ -97,6 +97,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--out", required=True, metavar="DIR")
     a.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
     a.add_argument("--seeds", nargs="+", type=int, choices=(0, 1), default=[0, 1])
+    a.add_argument(
+        "--bank-sizes",
+        nargs=2,
+        type=int,
+        default=[ALL_PLAN[0][1]["train"], ALL_PLAN[0][1]["test"]],
+        metavar=("TRAIN", "TEST"),
+        help="images per train bank and per test bank (default %(default)s)",
+    )
     _add_train_options(a)
     a.set_defaults(_zoo=_all)
 
@@ -169,7 +177,8 @@ def _all(args: argparse.Namespace) -> None:
                 log.info("%s: trained already, kept", run_dir)
             else:
                 train_family(family, _options(args, family, run_dir, seed))
-            for split, n in banks.items():
+            for split in banks:
+                n = args.bank_sizes[0] if split == "train" else args.bank_sizes[1]
                 bank = run_dir / f"bank-{split}.npz"
                 if bank.is_file():
                     log.info("%s: written already, kept", bank)
