@@ -8,10 +8,11 @@ A detector run directory holds:
                       temperature, ECE before/after, and the test figures per generator
 
 What the detector sees is what the service sees: real training images against
-fakes drawn fresh at every step from the frozen generators and quantized to
-uint8, both put through the same upload-like augmentations (re-encoding as PNG or
-JPEG at quality 70-95, RGB round trips, +-1 pixel shifts) and decoded by the
-service's own decoder, so that neither the augmentation nor the format is a cue.
+fakes of every source (the project's generators, drawn fresh at every step and
+quantized to uint8, and banks of other generator families), both put through
+the same processing drawn from the transformation suite (``training.transforms``:
+JPEG, blur, sharpening, resizing, noise, shifts, tone, chains of two) and decoded
+by the service's own decoder, so that processing is never evidence of either.
 Labels are dropped at random, and always for the fakes of unconditional
 generators; the reals lose theirs at the same rate in every batch, so that
 "no label" says nothing about real or fake.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import json
 import logging
 import time
@@ -33,60 +33,33 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from models import NUM_CLASSES, Detector, DetectorConfig, Generator, load_model, quantize, save_model, to_float
-from models.imaging import decode_image
+from models import NUM_CLASSES, Detector, DetectorConfig, load_model, save_model, to_float
 from training.calibration import calibrate
 from training.data import Split, load_split
 from training.device import resolve_device
-from training.evaluation import balanced_draw, generate_uint8, stream_seed
+from training.evaluation import balanced_draw, stream_seed
+from training.fakes import UNKNOWN, FakeMix, open_source
 from training.loop import code_version
 from training.metrics.detection import detection_figures_from_logits
+from training.transforms import SUITE, AugmentOptions, random_augment
 
 log = logging.getLogger(__name__)
 
 OPTIONS_NAME = "options.json"
 DEFAULT_CHANNELS = 16  # detector width at 28x28 when neither --channels nor --init gives one
-UNKNOWN = -1  # label of an image whose class is not given
 EVAL_JPEG_QUALITY = 75  # the "under JPEG re-encoding" test figures
-
-
-@dataclass
-class AugmentOptions:
-    """Upload-like transformations, applied alike to real and fake images."""
-
-    shift_p: float = 0.5  # probability of a random +-1 pixel shift (x and y independently)
-    jpeg_p: float = 0.4  # probability of a JPEG round trip
-    png_p: float = 0.2  # probability of a PNG round trip (lossless; exercises the decoder)
-    rgb_p: float = 0.5  # of the round trips: probability that the file is RGB rather than grayscale
-    jpeg_quality: tuple[int, int] = (70, 95)  # inclusive range
-
-    def check(self) -> None:
-        for name in ("shift_p", "jpeg_p", "png_p", "rgb_p"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} is a probability and must be in [0, 1] (got {value})")
-        if self.jpeg_p + self.png_p > 1.0:
-            raise ValueError(
-                "--jpeg-p + --png-p must not exceed 1: an image gets at most one round trip "
-                f"(got {self.jpeg_p} + {self.png_p})"
-            )
-        lo, hi = self.jpeg_quality
-        if not 1 <= lo <= hi <= 100:
-            raise ValueError(f"--jpeg-quality LO HI must satisfy 1 <= LO <= HI <= 100 (got {lo} {hi})")
 
 
 @dataclass
 class DetectorOptions:
     out: str
-    generators: list[str] = field(default_factory=list)  # checkpoint directories of frozen generators
-    holdout_generators: list[str] = field(default_factory=list)  # evaluated only: generators it never saw
+    generators: list[str] = field(default_factory=list)  # fake sources: generator checkpoint dirs or fake banks (.npz)
+    holdout_generators: list[str] = field(default_factory=list)  # evaluated only: sources it never saw
     data_dir: str | None = None
     dataset: str = "fashion-mnist"
     steps: int = 2000  # optimizer steps; every step draws fresh fakes
@@ -117,7 +90,7 @@ class DetectorOptions:
 
     def check(self) -> None:
         if not self.generators:
-            raise ValueError("give at least one --generator DIR to train against")
+            raise ValueError("give at least one --generator DIR or --bank NPZ to train against")
         if self.batch_size < 2 or self.batch_size % 2:
             raise ValueError("--batch-size must be an even number >= 2 (half real, half fake)")
         if self.steps < 1:
@@ -142,54 +115,6 @@ class DetectorOptions:
 # Augmentations ----------------------------------------------------------------------------------
 
 
-def reencode(image: np.ndarray, fmt: str, *, quality: int = 90, rgb: bool = False) -> np.ndarray:
-    """uint8 (28, 28) -> saved as PNG or JPEG (grayscale or RGB) -> decoded as the service does -> uint8 (28, 28)."""
-    im = Image.fromarray(image)  # mode "L"
-    if rgb:
-        im = im.convert("RGB")
-    buf = io.BytesIO()
-    if fmt == "JPEG":
-        im.save(buf, format="JPEG", quality=quality)
-    elif fmt == "PNG":
-        im.save(buf, format="PNG")
-    else:
-        raise ValueError(f"unknown format {fmt!r}")
-    return decode_image(buf.getvalue()).numpy()
-
-
-def shift(images: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """Shift each uint8 (N, 28, 28) image by its (dx, dy) in {-1, 0, 1}, filling with black."""
-    n, h, w = images.shape
-    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))  # (N, 30, 30)
-    out = np.empty_like(images)
-    for i in range(n):
-        # Content moves right/down by (dx, dy): read the window offset the other way.
-        top, left = 1 - int(dy[i]), 1 - int(dx[i])
-        out[i] = padded[i, top : top + h, left : left + w]
-    return out
-
-
-def augment(images: torch.Tensor, rng: np.random.Generator, opts: AugmentOptions) -> torch.Tensor:
-    """Upload-like transformations of uint8 (N, 28, 28) images; returns uint8 (N, 28, 28) on the CPU."""
-    x = images.cpu().numpy().copy()
-    n = x.shape[0]
-    # Shift by +-1 pixel.
-    moved = rng.random(n) < opts.shift_p
-    dx = np.where(moved, rng.integers(-1, 2, n), 0)
-    dy = np.where(moved, rng.integers(-1, 2, n), 0)
-    x = shift(x, dx, dy)
-    # Re-encode as a file, as an upload would be.
-    choice = rng.random(n)
-    rgb = rng.random(n) < opts.rgb_p
-    quality = rng.integers(opts.jpeg_quality[0], opts.jpeg_quality[1] + 1, n)
-    for i in range(n):
-        if choice[i] < opts.jpeg_p:
-            x[i] = reencode(x[i], "JPEG", quality=int(quality[i]), rgb=bool(rgb[i]))
-        elif choice[i] < opts.jpeg_p + opts.png_p:
-            x[i] = reencode(x[i], "PNG", rgb=bool(rgb[i]))
-    return torch.from_numpy(x)
-
-
 def mirror(images: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
     """Mirror each uint8 (N, 28, 28) image left to right with probability ``p``; ``p`` = 0 returns ``images``.
 
@@ -205,12 +130,6 @@ def mirror(images: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Te
         return images  # no copy on every training step of every run that leaves it off
     flip = torch.from_numpy(rng.random(len(images)) < p)
     return torch.where(flip.view(-1, 1, 1), images.flip(-1), images)  # (N, 28, 28): chosen rows' columns reversed
-
-
-def jpeg_all(images: torch.Tensor, quality: int = EVAL_JPEG_QUALITY) -> torch.Tensor:
-    """Every uint8 (N, 28, 28) image through one grayscale JPEG round trip at ``quality``."""
-    x = images.cpu().numpy()
-    return torch.from_numpy(np.stack([reencode(im, "JPEG", quality=quality) for im in x]) if len(x) else x.copy())
 
 
 def withhold_labels(
@@ -230,82 +149,7 @@ def withhold_labels(
     return real_y, fake_y
 
 
-# Fakes ------------------------------------------------------------------------------------------
-
-
-class FakeSource:
-    """Frozen generators, sampled in shares; conditional ones get uniform random labels.
-
-    Each directory given is one equal share, so a directory given twice is loaded
-    once and draws two shares of the fakes.
-    """
-
-    def __init__(self, directories: Sequence[str | Path], device: torch.device) -> None:
-        given = [str(d) for d in directories]
-        self.paths = list(dict.fromkeys(given))  # unique, in the order first given
-        self.shares = [given.count(p) for p in self.paths]
-        self.generators: list[Generator] = [
-            load_model(d, expected=Generator, device=device).requires_grad_(False) for d in self.paths
-        ]
-        self.device = device
-
-    @property
-    def any_conditional(self) -> bool:
-        return any(g.conditional for g in self.generators)
-
-    def describe(self) -> list[dict[str, Any]]:
-        """What each generator is, and its share of the fakes, for the detector's training facts."""
-        rows = []
-        total = sum(self.shares)
-        for path, g, share in zip(self.paths, self.generators, self.shares, strict=True):
-            facts = g.checkpoint.get("training", {})
-            rows.append(
-                {
-                    "path": path,
-                    "conditional": g.conditional,
-                    "share": share / total,
-                    **{k: facts[k] for k in ("epochs", "seed", "dataset", "code_version") if k in facts},
-                }
-            )
-        return rows
-
-    @torch.no_grad()
-    def sample_from(self, g: Generator, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """n fresh fakes of one generator: uint8 (n, 28, 28) and labels (n,) (UNKNOWN when unconditional)."""
-        z = torch.randn(n, g.z_dim, generator=rng, device=rng.device).to(self.device)
-        if g.conditional:
-            y = torch.randint(0, g.config.num_classes, (n,), generator=rng, device=rng.device).to(self.device)
-        else:
-            y = torch.full((n,), UNKNOWN, dtype=torch.long, device=self.device)
-        images = quantize(g(z, y if g.conditional else None)).squeeze(1)  # (n, 28, 28) uint8, as served
-        return images.cpu(), y.cpu()
-
-    def counts(self, n: int) -> list[int]:
-        """How many of n fakes each generator draws: in proportion to its shares, remainders to the first."""
-        total = sum(self.shares)
-        counts = [n * s // total for s in self.shares]
-        for i in range(n - sum(counts)):
-            counts[i % len(counts)] += 1
-        return counts
-
-    def sample(self, n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """n fresh fakes shared among the generators."""
-        counts = self.counts(n)
-        parts = [self.sample_from(g, c, rng) for g, c in zip(self.generators, counts, strict=True) if c]
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-
-
 # Prediction and figures -------------------------------------------------------------------------
-
-
-def draw_fakes(
-    g: Generator, real_labels: torch.Tensor, seed: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A generator's fakes for a set of reals, drawn as ``evaluate`` draws them: uint8 (n, 28, 28) images made for
-    the reals' labels, and the labels they carry (the reals', or UNKNOWN when the generator takes none)."""
-    images = generate_uint8(g, real_labels, seed, device)
-    labels = real_labels.clone() if g.conditional else torch.full((len(real_labels),), UNKNOWN)
-    return images, labels
 
 
 def draw_test_reals(
@@ -341,6 +185,11 @@ def detection_figures(real_logits: torch.Tensor, fake_logits: torch.Tensor, temp
     logits = torch.cat([real_logits, fake_logits]).double().numpy()
     targets = np.concatenate([np.ones(len(real_logits)), np.zeros(len(fake_logits))])
     return detection_figures_from_logits(logits, targets, temperature=temperature).to_json()
+
+
+def jpeg_all(images: torch.Tensor, quality: int = EVAL_JPEG_QUALITY) -> torch.Tensor:
+    """Every uint8 (N, 28, 28) image through the suite's grayscale JPEG round trip at ``quality``."""
+    return SUITE[f"jpeg{quality}"](images)
 
 
 def evaluate_detector(
@@ -391,7 +240,7 @@ def evaluate_detector(
 def validation_set(
     real: torch.Tensor,
     real_y: torch.Tensor,
-    fakes: FakeSource,
+    fakes: FakeMix,
     seed: int,
     label_dropout: float,
     augment_opts: AugmentOptions,
@@ -406,7 +255,7 @@ def validation_set(
     np_rng = np.random.default_rng(seed + 1)
     fake, fake_y = fakes.sample(len(real), rng)
     real_y, fake_y = withhold_labels(real_y, fake_y, label_dropout, np_rng)
-    images = torch.cat([augment(real, np_rng, augment_opts), augment(fake, np_rng, augment_opts)])
+    images = torch.cat([random_augment(real, np_rng, augment_opts), random_augment(fake, np_rng, augment_opts)])
     labels = torch.cat([real_y, fake_y])
     targets = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
     return images, labels, targets
@@ -414,7 +263,7 @@ def validation_set(
 
 def test_figures(
     detector: nn.Module,
-    seen: FakeSource,
+    seen: FakeMix,
     holdout_generators: Sequence[str],
     *,
     samples: int,
@@ -424,17 +273,17 @@ def test_figures(
     temperature: float,
     device: torch.device,
 ) -> dict[str, Any]:
-    """Real test images against fresh fakes of each generator, drawn as ``evaluate`` draws them: the figures
-    of ``evaluate_detector`` keyed "seen:DIR" for the generators trained against, "unseen:DIR" for the others."""
+    """Real test images against fakes of each source (a generator's fresh ones, drawn as ``evaluate`` draws them;
+    a bank's images of the reals' classes): the figures of ``evaluate_detector`` keyed "seen:PATH" for the
+    sources trained against, "unseen:PATH" for the others."""
     real = draw_test_reals(samples, seed, "detector-test-real", dataset, data_dir)
     fakes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    pairs = list(zip(seen.paths, seen.generators, strict=True))
-    unseen = [(p, load_model(p, expected=Generator, device=device)) for p in holdout_generators]
-    for kind, group in (("seen", pairs), ("unseen", unseen)):
-        for path, g in group:
+    unseen = [open_source(p, device) for p in holdout_generators]
+    for kind, group in (("seen", seen.sources), ("unseen", unseen)):
+        for source in group:
             # A fake carries the label it was generated for: the same labels as the reals.
-            fakes[f"{kind}:{path}"] = draw_fakes(
-                g, real.labels, stream_seed(seed, f"detector-test:{kind}:{path}"), device
+            fakes[f"{kind}:{source.path}"] = source.for_labels(
+                real.labels, stream_seed(seed, f"detector-test:{kind}:{source.path}")
             )
     return evaluate_detector(detector, real.images, real.labels, fakes, temperature=temperature, device=device)
 
@@ -482,7 +331,7 @@ class DetectorTrainer:
         self.device = resolve_device(opts.device)
         self.code_version = code_version()  # the code that trains, not the checkout at export time
         torch.manual_seed(opts.seed)
-        self.fakes = FakeSource(opts.generators, self.device)
+        self.fakes = FakeMix(opts.generators, self.device)
         self.init_facts: dict[str, Any] | None = None
         if opts.init is not None:
             self.detector = self._load_init(opts.init)
@@ -589,7 +438,7 @@ class DetectorTrainer:
             "detector: %d training / %d validation real images, %d generators, %d steps",
             len(train_x),
             len(val_x),
-            len(self.fakes.generators),
+            len(self.fakes.sources),
             opts.steps,
         )
 
@@ -613,7 +462,9 @@ class DetectorTrainer:
 
             # Augment both alike, and withhold labels at the same rate.
             real_y, fake_y = withhold_labels(real_y, fake_y, opts.label_dropout, self.np_rng)
-            images = torch.cat([augment(real, self.np_rng, opts.augment), augment(fake, self.np_rng, opts.augment)])
+            images = torch.cat(
+                [random_augment(real, self.np_rng, opts.augment), random_augment(fake, self.np_rng, opts.augment)]
+            )
             x = to_float(images.to(dev)).unsqueeze(1)  # (B, 1, 28, 28)
             y = torch.cat([real_y, fake_y]).to(dev)  # (B,), UNKNOWN = not given
 

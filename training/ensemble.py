@@ -28,8 +28,7 @@ from training.calibration import calibrate
 from training.data import load_split
 from training.detector import (
     OPTIONS_NAME,
-    AugmentOptions,
-    FakeSource,
+    FakeMix,
     predict_logits,
     split_reals,
     test_figures,
@@ -37,6 +36,7 @@ from training.detector import (
 )
 from training.device import resolve_device
 from training.loop import code_version
+from training.transforms import AugmentOptions
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,10 @@ def build_ensemble(opts: EnsembleOptions) -> dict[str, Any]:
     split = shared_split(members, opts.members)
     first = members[0].checkpoint.get("training", {})
     recorded = first.get("augment", {})  # the first member's augmentations, for the validation images
-    augment = AugmentOptions(**{**recorded, "jpeg_quality": tuple(recorded.get("jpeg_quality", (70, 95)))})
+    augment = AugmentOptions.from_json(recorded)
     label_dropout = float(first.get("label_dropout", 0.3))
     ensemble = DetectorEnsemble.of(members).to(device).eval()  # also refuses members that take different labels
-    fakes = FakeSource(opts.generators, device)
+    fakes = FakeMix(opts.generators, device)
 
     # The members' validation reals: the seeded split of the training images, as train-detector drew it.
     n = split["train_images"] + split["val_images"]

@@ -19,8 +19,9 @@ from models import (
     save_model,
 )
 from training.cli import main
-from training.detector import draw_fakes, draw_test_reals, evaluate_detector
+from training.detector import draw_test_reals, evaluate_detector
 from training.evaluation import stream_seed
+from training.fakes import draw_fakes
 
 
 @pytest.fixture

@@ -23,16 +23,13 @@ from training.calibration import binary_nll, calibrate, fit_temperature
 from training.cli import main
 from training.detector import (
     UNKNOWN,
-    AugmentOptions,
-    FakeSource,
-    augment,
     lr_schedule,
     mirror,
-    reencode,
-    shift,
     withhold_labels,
 )
+from training.fakes import FakeMix
 from training.metrics.detection import detection_figures_from_logits
+from training.transforms import AugmentOptions, random_augment
 
 # The network ------------------------------------------------------------------------------------
 
@@ -160,10 +157,10 @@ def test_tiny_detector_separates_separable_synthetic_data(one_thread):  # tiny c
     det = Detector(DetectorConfig(num_classes=0, channels=4))
     opt = torch.optim.Adam(det.parameters(), lr=3e-3)
     targets = torch.cat([torch.ones(16), torch.zeros(16)])
-    shifts_only = AugmentOptions(jpeg_p=0, png_p=0)  # +-1 pixel shifts on both, so position is no cue
+    shifts_only = AugmentOptions(p=0.5, chain_p=0.0, kinds=("shift",))  # shifts on both: position is no cue
     for _ in range(40):
         real, fake = _synthetic(16, rng)
-        images = torch.cat([augment(real, rng, shifts_only), augment(fake, rng, shifts_only)])
+        images = torch.cat([random_augment(real, rng, shifts_only), random_augment(fake, rng, shifts_only)])
         loss = F.binary_cross_entropy_with_logits(det(to_float(images).unsqueeze(1)), targets)
         opt.zero_grad()
         loss.backward()
@@ -178,44 +175,6 @@ def test_tiny_detector_separates_separable_synthetic_data(one_thread):  # tiny c
 
 
 # Augmentations and labels -----------------------------------------------------------------------
-
-
-def test_shift_moves_content_and_fills_black():
-    image = np.arange(28 * 28, dtype=np.uint16).reshape(1, 28, 28).astype(np.uint8)
-    right = shift(image, np.array([1]), np.array([0]))[0]
-    assert np.array_equal(right[:, 1:], image[0, :, :-1]) and not right[:, 0].any()
-    up = shift(image, np.array([0]), np.array([-1]))[0]
-    assert np.array_equal(up[:-1], image[0, 1:]) and not up[-1].any()
-    assert np.array_equal(shift(image, np.array([0]), np.array([0])), image)
-
-
-def test_reencoding_round_trips():
-    rng = np.random.default_rng(0)
-    image = np.clip(rng.normal(120, 40, (28, 28)), 0, 255).astype(np.uint8)
-    assert np.array_equal(reencode(image, "PNG"), image)  # lossless, grey or RGB
-    assert np.array_equal(reencode(image, "PNG", rgb=True), image)
-    jpeg = reencode(image, "JPEG", quality=70, rgb=True)
-    assert jpeg.dtype == np.uint8 and jpeg.shape == (28, 28)
-    assert 0 < np.abs(jpeg.astype(int) - image).mean() < 40  # lossy, but the same picture
-
-
-def test_augment_is_seeded_and_keeps_shape():
-    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8))
-    a = augment(images, np.random.default_rng(7), AugmentOptions())
-    b = augment(images, np.random.default_rng(7), AugmentOptions())
-    assert a.dtype == torch.uint8 and a.shape == images.shape and torch.equal(a, b)
-    assert not torch.equal(a, images)
-    assert torch.equal(augment(images, np.random.default_rng(7), AugmentOptions(0, 0, 0, 0)), images)
-
-
-def test_jpeg_quality_range_is_the_one_the_round_trips_use():
-    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (12, 28, 28), dtype=np.uint8))
-    only_jpeg = {"shift_p": 0.0, "jpeg_p": 1.0, "png_p": 0.0, "rgb_p": 0.0}
-    at_60 = augment(images, np.random.default_rng(3), AugmentOptions(**only_jpeg, jpeg_quality=(60, 60)))
-    expected = np.stack([reencode(im, "JPEG", quality=60) for im in images.numpy()])
-    assert np.array_equal(at_60.numpy(), expected)
-    at_95 = augment(images, np.random.default_rng(3), AugmentOptions(**only_jpeg, jpeg_quality=(95, 95)))
-    assert not torch.equal(at_60, at_95)
 
 
 def test_jpeg_quality_option_reaches_the_runs_record(tiny_data, tmp_path, generators):
@@ -345,12 +304,9 @@ def test_unconditional_generators_give_a_label_free_detector(tiny_data, tmp_path
     [
         (["--val-size", "195"], "cannot hold --val-size"),
         (["--batch-size", "7"], "even number"),
-        (
-            ["--jpeg-p", "0.9", "--png-p", "0.3"],
-            "--jpeg-p + --png-p must not exceed 1: an image gets at most one round trip (got 0.9 + 0.3)",
-        ),
-        (["--shift-p", "1.5"], "--shift-p is a probability and must be in [0, 1] (got 1.5)"),
-        (["--rgb-p", "-0.1"], "--rgb-p is a probability and must be in [0, 1] (got -0.1)"),
+        (["--augment-p", "1.5"], "--augment-p is a probability and must be in [0, 1] (got 1.5)"),
+        (["--chain-p", "-0.1"], "--chain-p is a probability and must be in [0, 1] (got -0.1)"),
+        (["--blur-sigma", "0", "1"], "--blur-sigma LO HI must satisfy 0 < LO <= HI (got 0.0 1.0)"),
         (["--jpeg-quality", "80", "60"], "--jpeg-quality LO HI must satisfy 1 <= LO <= HI <= 100 (got 80 60)"),
         (["--jpeg-quality", "0", "90"], "(got 0 90)"),
         (["--warmup-steps", "4"], "--warmup-steps must be >= 0 and fewer than --steps"),
@@ -540,12 +496,12 @@ def test_mirror_p_mirrors_fakes_as_often_as_reals(tiny_data, tmp_path, generator
 
 def test_a_generator_given_twice_draws_two_shares(generators):
     conditional, unconditional = (str(g) for g in generators)
-    source = FakeSource([conditional, unconditional, conditional], torch.device("cpu"))
-    assert source.paths == [conditional, unconditional] and len(source.generators) == 2
+    source = FakeMix([conditional, unconditional, conditional], torch.device("cpu"))
+    assert source.paths == [conditional, unconditional] and len(source.sources) == 2
     assert source.counts(64) == [43, 21] and source.counts(3) == [2, 1] and source.counts(1) == [1, 0]
     assert [row["share"] for row in source.describe()] == pytest.approx([2 / 3, 1 / 3])
     images, labels = source.sample(30, torch.Generator().manual_seed(0))
     assert images.shape == (30, 28, 28) and images.dtype == torch.uint8
     assert int((labels == UNKNOWN).sum()) == 10  # the unconditional generator's share
     # Given once each, the shares are equal, the first ones taking the remainder.
-    assert FakeSource([conditional, unconditional], torch.device("cpu")).counts(5) == [3, 2]
+    assert FakeMix([conditional, unconditional], torch.device("cpu")).counts(5) == [3, 2]

@@ -240,3 +240,20 @@ def test_detection_rejects_bad_input():
         detection_figures([0.5, 0.2], [2, 0])
     with pytest.raises(ValueError, match="temperature"):
         probabilities_from_logits([1.0], temperature=0.0)
+
+
+def test_tpr_at_fpr_by_hand():
+    from training.metrics.detection import tpr_at_fpr
+
+    # 100 reals scoring 1..100 (higher = more real): at 1% FPR one real may fall below the threshold, which is
+    # the second lowest real's score, 2; at 5% it is the sixth lowest, 6; at 0% the lowest, 1.
+    reals = np.arange(1, 101, dtype=float)
+    fakes = np.array([-3.0, 0.5, 1.0, 2.0, 5.5, 50.0])
+    scores, targets = np.r_[reals, fakes], np.r_[np.ones(100), np.zeros(6)]
+    assert tpr_at_fpr(scores, targets, 0.01) == pytest.approx(3 / 6)  # -3, 0.5 and 1.0
+    assert tpr_at_fpr(scores, targets, 0.05) == pytest.approx(5 / 6)  # all but 50
+    assert tpr_at_fpr(scores, targets, 0.0) == pytest.approx(2 / 6)  # 1.0 ties with a real: not caught
+    with pytest.raises(ValueError, match="both real"):
+        tpr_at_fpr(reals, np.ones(100))
+    with pytest.raises(ValueError, match="fpr must be in"):
+        tpr_at_fpr(scores, targets, 1.0)

@@ -28,13 +28,13 @@ from training.data import DATASETS, DataError
 from training.detector import (
     EVAL_JPEG_QUALITY,
     detection_figures,
-    draw_fakes,
     draw_test_reals,
     jpeg_all,
     predict_logits,
 )
 from training.device import resolve_device
 from training.evaluation import stream_seed
+from training.fakes import draw_fakes
 
 NAME = "compare-detectors"
 HELP = (

@@ -9,7 +9,8 @@ from typing import Any
 
 from models import CheckpointError
 from training.data import DATASETS, DataError
-from training.detector import DEFAULT_CHANNELS, AugmentOptions, DetectorOptions, train_detector
+from training.detector import DEFAULT_CHANNELS, DetectorOptions, train_detector
+from training.transforms import TRAIN_KINDS, AugmentOptions
 
 NAME = "train-detector"
 HELP = (
@@ -29,8 +30,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         action="append",
         default=[],
-        required=True,
-        help="generator checkpoint to train against (repeatable; fakes are shared equally, so a DIR given twice gets two shares)",
+        help="generator checkpoint to train against (repeatable; fakes are shared equally among every --generator "
+        "and --bank given, so one given twice gets two shares)",
+    )
+    p.add_argument(
+        "--bank",
+        metavar="NPZ",
+        action="append",
+        default=[],
+        help="fake bank of another generator family to train against (`python -m training zoo sample`; repeatable)",
     )
     add_holdout_argument(p)
     p.add_argument("--data-dir", help="folder with the four IDX files (else $FGAN_DATA_DIR, Debian's, download)")
@@ -97,23 +105,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-samples", type=int, default=d.test_samples, help="real test images and fakes per generator")
     p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="K", help="steps between validations")
     p.add_argument(
+        "--augment-p",
+        type=float,
+        default=_A.p,
+        metavar="P",
+        help="probability that a training image, real or fake alike, is processed (default %(default)s)",
+    )
+    p.add_argument(
+        "--chain-p",
+        type=float,
+        default=_A.chain_p,
+        metavar="P",
+        help="of the processed images, probability of a second operation (default %(default)s)",
+    )
+    p.add_argument(
+        "--augment-kinds",
+        nargs="+",
+        choices=TRAIN_KINDS,
+        default=list(_A.kinds),
+        metavar="KIND",
+        help=f"kinds of processing drawn from (default all: {' '.join(TRAIN_KINDS)})",
+    )
+    p.add_argument(
         "--jpeg-quality",
         type=int,
         nargs=2,
         default=list(_A.jpeg_quality),
         metavar=("LO", "HI"),
-        help="JPEG qualities of the round trips, drawn uniformly from LO..HI inclusive (default {} {})".format(
-            *_A.jpeg_quality
-        ),
+        help="JPEG qualities drawn uniformly from LO..HI inclusive (default {} {})".format(*_A.jpeg_quality),
     )
-    for name, what, note in (
-        ("jpeg_p", "probability of a JPEG round trip", "; with --png-p at most 1"),
-        ("png_p", "probability of a PNG round trip", ""),
-        ("rgb_p", "of the round trips, probability of an RGB file", ""),
-        ("shift_p", "probability of a +-1 pixel shift", ""),
-    ):
-        flag = "--" + name.replace("_", "-")
-        p.add_argument(flag, type=float, default=getattr(_A, name), help=f"{what} (default %(default)s{note})")
+    p.add_argument(
+        "--blur-sigma",
+        type=float,
+        nargs=2,
+        default=list(_A.blur_sigma),
+        metavar=("LO", "HI"),
+        help="Gaussian blur sigmas drawn from LO..HI pixels (default {} {})".format(*_A.blur_sigma),
+    )
     p.add_argument("--seed", type=int, default=d.seed, help="seeds the validation split, init and test figures")
     p.add_argument(
         "--stream-seed",
@@ -131,15 +159,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     augment = AugmentOptions(
-        shift_p=args.shift_p,
-        jpeg_p=args.jpeg_p,
-        png_p=args.png_p,
-        rgb_p=args.rgb_p,
+        p=args.augment_p,
+        chain_p=args.chain_p,
+        kinds=tuple(args.augment_kinds),
         jpeg_quality=(args.jpeg_quality[0], args.jpeg_quality[1]),
+        blur_sigma=(args.blur_sigma[0], args.blur_sigma[1]),
     )
     opts = DetectorOptions(
         out=args.out,
-        generators=list(args.generator),
+        generators=[*args.generator, *args.bank],
         holdout_generators=list(args.holdout_generator),
         data_dir=args.data_dir,
         dataset=args.dataset,
@@ -175,7 +203,7 @@ def add_holdout_argument(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         action="append",
         default=[],
-        help="generator the detector never saw, evaluated separately at the end (repeatable)",
+        help="generator checkpoint or fake bank the detector never saw, evaluated separately at the end (repeatable)",
     )
 
 

@@ -98,6 +98,25 @@ def expected_calibration_error(probabilities: ArrayLike, targets: ArrayLike, n_b
     return float(np.abs(gap).sum() / p.size)
 
 
+def tpr_at_fpr(scores: ArrayLike, targets: ArrayLike, fpr: float = 0.01) -> float:
+    """The share of fakes caught when the threshold lets only ``fpr`` of the real images be called fake.
+
+    ``scores`` rise with belief in "real" (logits or probabilities). The threshold is the ``fpr`` quantile of
+    the real images' scores (the lower order statistic, so that at most ``fpr`` of them fall below it); a fake
+    is caught when its score lies strictly below it. This is the operating point of a service that must
+    rarely accuse a real image: how many fakes does it still catch?
+    """
+    if not 0.0 <= fpr < 1.0:
+        raise ValueError(f"fpr must be in [0, 1), got {fpr}")
+    s = _vector(scores, "scores")
+    t = _targets(targets, s.size)
+    real, fake = np.sort(s[t]), s[~t]
+    if real.size == 0 or fake.size == 0:
+        raise ValueError("TPR at a false-positive rate needs both real (1) and fake (0) targets")
+    threshold = real[int(np.floor(fpr * real.size))]  # floor(fpr n) reals lie below it (ties aside)
+    return float((fake < threshold).mean())
+
+
 @dataclass
 class DetectionFigures:
     accuracy: float  # at the threshold, over real and fake together
