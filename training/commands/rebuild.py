@@ -1,0 +1,292 @@
+"""`rebuild`: train the shipped models again from scratch, by the recipes their checkpoints record.
+
+Each target is a list of steps, each one an ordinary ``python -m training`` command (``train``,
+``train-classifier``, ``train-detector``) whose run directory lies under ``--out``:
+
+- ``classifier``: the reference classifier, ``OUT/classifier``.
+- ``gan``: the generator and the discriminator, ``OUT/gan-aux/generator`` and ``OUT/gan-aux/discriminator``.
+- ``detector``: the GAN above, the other generators the detector trains against or is tested on (early
+  snapshots of runs with other seeds, some of which fail on purpose), then the detector in four runs, each one
+  fine-tuning the one before; the last is ``OUT/detector-stage4/detector``.
+- ``all``: the three.
+
+``--dry-run`` prints the commands instead of running them. The steps run one after the other in this process;
+one whose checkpoint is already there is skipped, and a GAN run that stopped part-way is resumed, so an
+interrupted rebuild continues where it stopped when run again. ``--smoke`` runs the same chain on a few images
+with tiny networks and a few steps: it checks that the commands fit together (seconds on tiny data), it does
+not make usable models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+NAME = "rebuild"
+HELP = "train the shipped models again from scratch (classifier, gan, detector or all) by their recorded recipes"
+TARGETS = ("classifier", "gan", "detector", "all")
+log = logging.getLogger(__name__)
+
+# Smoke mode: these options replace the recipe's (or are added), per command; everything else stays as recorded.
+SMOKE = {
+    "train-classifier": {
+        "--epochs": "1",
+        "--limit": "100",
+        "--batch-size": "32",
+        "--channels": "4",
+        "--feature-dim": "8",
+    },
+    "train": {"--limit": "32", "--batch-size": "32", "--channels": "4", "--z-dim": "8"},
+    "train-detector": {
+        "--steps": "4",
+        "--warmup-steps": "1",
+        "--eval-every": "2",
+        "--limit": "100",
+        "--val-size": "20",
+        "--test-samples": "10",
+        "--batch-size": "16",
+        "--channels": "4",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One training command: its words after ``python -m training``, and the checkpoint it ends with."""
+
+    argv: tuple[str, ...]
+    product: Path  # the checkpoint directory that exists once the step is done
+    epochs: int | None = None  # a GAN run: the epochs its product records when done
+
+    @property
+    def command(self) -> str:
+        return self.argv[0]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.argv[self.argv.index("--out") + 1])
+
+
+def gan(out: Path, name: str, *options: str, epochs: int) -> Step:
+    """A ``train`` run OUT/NAME; it ends with NAME/generator (and NAME/discriminator)."""
+    argv = ("train", "--out", str(out / name), "--epochs", str(epochs), *options)
+    return Step(argv, out / name / "generator", epochs)
+
+
+def detector(out: Path, name: str, *options: str) -> Step:
+    """A ``train-detector`` run OUT/NAME; it ends with NAME/detector."""
+    return Step(("train-detector", "--out", str(out / name), *options), out / name / "detector")
+
+
+def repeat(flag: str, *values: str | Path) -> tuple[str, ...]:
+    return tuple(word for value in values for word in (flag, str(value)))
+
+
+def classifier_steps(out: Path) -> list[Step]:
+    """The reference classifier: 8 epochs, width 32, no shifts, on one thread (models/weights/classifier)."""
+    argv = ("train-classifier", "--out", str(out / "classifier"), "--channels", "32", "--epochs", "8")
+    return [Step((*argv, "--shift", "0", "--threads", "1"), out / "classifier")]
+
+
+def gan_steps(out: Path) -> list[Step]:
+    """The shipped generator and discriminator: 14 epochs with the auxiliary class loss, early snapshots kept
+    for the detector (models/weights/generator, models/weights/discriminator)."""
+    return [gan(out, "gan-aux", "--seed", "0", "--aux-weight", "0.5", "--snapshot-epochs", "1,2,8", epochs=14)]
+
+
+def detector_steps(out: Path) -> list[Step]:
+    """The shipped detector (models/weights/detector) and every generator its four runs name."""
+    g = out / "gan-aux"
+    snapshots = (g / "generator-epoch008", g / "generator-epoch002", g / "generator-epoch001")
+    # Stages 1-3 are tested on the previous GAN recipe, another seed and an unconditional GAN.
+    holdouts_1 = repeat(
+        "--holdout-generator",
+        out / "gan-main/generator-epoch001",
+        out / "gan-seed1/generator",
+        out / "gan-uncond/generator",
+        out / "gan-main/generator",
+    )
+    # Stage 4 trains against early generators of other runs too, two of which fail (seed 4: a texture, seed 6:
+    # noise), and is tested on the failed epoch-1 snapshot of seed 1 and on other seeds' early generators.
+    early = (
+        out / "gan-aux-2ep/generator-epoch001",
+        out / "gan-aux-2ep/generator",
+        *(out / f"gan-seed{s}/generator" for s in (4, 5, 6)),
+    )
+    holdouts_4 = repeat(
+        "--holdout-generator",
+        out / "gan-seed1/generator-epoch001",
+        out / "gan-seed3/generator",
+        out / "gan-seed7/generator",
+        out / "gan-uncond/generator",
+        out / "gan-seed1/generator",
+    )
+    projection_only = ("--aux-weight", "0")
+    return [
+        *gan_steps(out),
+        gan(out, "gan-main", "--seed", "0", *projection_only, "--snapshot-epochs", "1,2", epochs=7),
+        gan(out, "gan-seed1", "--seed", "1", *projection_only, "--snapshot-epochs", "1", epochs=2),
+        gan(out, "gan-uncond", "--seed", "2", "--unconditional", epochs=2),
+        # Width 48, against the final generator and three snapshots in equal shares.
+        detector(
+            out,
+            "detector-stage1",
+            *("--steps", "12000", "--eval-every", "2000", "--jpeg-p", "0.8", "--channels", "48"),
+            *repeat("--generator", g / "generator", *snapshots),
+            *holdouts_1,
+        ),
+        # Longer, from those weights, the final generator drawing two shares of the fakes.
+        detector(
+            out,
+            "detector-stage2",
+            *("--init", str(out / "detector-stage1/detector"), "--steps", "14000", "--lr", "3e-4"),
+            *("--eval-every", "2000", "--jpeg-p", "0.8"),
+            *repeat("--generator", g / "generator", g / "generator", *snapshots),
+            *holdouts_1,
+        ),
+        # Once more, the final generator drawing half the fakes.
+        detector(
+            out,
+            "detector-stage3",
+            *("--init", str(out / "detector-stage2/detector"), "--steps", "12500", "--lr", "3e-4"),
+            *("--eval-every", "1000", "--jpeg-p", "0.8"),
+            *repeat("--generator", g / "generator", g / "generator", g / "generator", *snapshots),
+            *holdouts_1,
+        ),
+        gan(out, "gan-aux-2ep", "--seed", "0", "--aux-weight", "0.5", "--snapshot-epochs", "1", epochs=2),
+        *(gan(out, f"gan-seed{s}", "--seed", str(s), *projection_only, epochs=1) for s in (4, 5)),
+        gan(out, "gan-seed6", "--seed", "6", *projection_only, "--limit", "20000", epochs=1),
+        *(gan(out, f"gan-seed{s}", "--seed", str(s), *projection_only, epochs=1) for s in (3, 7)),
+        # Mirrored images, and half the fakes from early generators of other runs, failed ones included.
+        detector(
+            out,
+            "detector-stage4",
+            *("--init", str(out / "detector-stage3/detector"), "--mirror-p", "0.5", "--steps", "8000"),
+            *("--warmup-steps", "400", "--lr", "3e-4", "--eval-every", "500", "--jpeg-p", "0.8", "--stream-seed", "17"),
+            *repeat("--generator", *[g / "generator"] * 5, *early),
+            *holdouts_4,
+        ),
+    ]
+
+
+def recipe(target: str, out: str | Path) -> list[Step]:
+    """The steps that rebuild ``target`` under ``out``, in order."""
+    out = Path(out)
+    if target == "classifier":
+        return classifier_steps(out)
+    if target == "gan":
+        return gan_steps(out)
+    if target == "detector":
+        return detector_steps(out)
+    if target == "all":
+        return classifier_steps(out) + detector_steps(out)
+    raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
+
+
+def with_options(argv: tuple[str, ...], options: dict[str, str]) -> tuple[str, ...]:
+    """``argv`` with each option's value replaced, or the option added when it is not there."""
+    words = list(argv)
+    for flag, value in options.items():
+        if flag in words:
+            words[words.index(flag) + 1] = value
+        else:
+            words += [flag, value]
+    return tuple(words)
+
+
+def finalize(step: Step, args: argparse.Namespace) -> tuple[str, ...]:
+    """The step's words as this rebuild runs them: smoke-sized, with the data, device and progress options."""
+    argv = with_options(step.argv, SMOKE[step.command]) if args.smoke else step.argv
+    extra = {"--data-dir": args.data_dir, "--device": args.device}
+    argv = with_options(argv, {flag: value for flag, value in extra.items() if value})
+    return (*argv, "--no-progress") if args.no_progress else argv
+
+
+def recorded_epochs(product: Path) -> int | None:
+    """The epochs a GAN checkpoint records, or None when there is none."""
+    try:
+        return int(json.loads((product / "config.json").read_text())["training"]["epochs"])
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return None
+
+
+def plan(step: Step, args: argparse.Namespace) -> tuple[str, ...] | None:
+    """What to run for a step: None when its checkpoint is there, a resume for a GAN run that stopped after an
+    epoch, else the step. Any other unfinished run is refused (ValueError), never overwritten."""
+    if step.epochs is not None:
+        done = recorded_epochs(step.product)
+        if done == step.epochs:
+            return None
+        if (step.run_dir / "state.pt").exists():
+            words = ("train", "--resume", str(step.run_dir), "--epochs", str(step.epochs))
+            words = with_options(words, {"--device": args.device} if args.device else {})
+            return (*words, "--no-progress") if args.no_progress else words
+    elif (step.product / "config.json").exists():
+        return None
+    if step.run_dir.exists() and step.run_dir != step.product:
+        raise ValueError(f"{step.run_dir} holds an unfinished run that cannot be resumed; remove it to train it again")
+    return finalize(step, args)
+
+
+def shipped(target: str, out: str | Path) -> dict[str, Path]:
+    """Where a rebuild of ``target`` leaves each shipped model, by its name under models/weights/."""
+    out = Path(out)
+    products = {
+        "classifier": out / "classifier",
+        "generator": out / "gan-aux/generator",
+        "discriminator": out / "gan-aux/discriminator",
+        "detector": out / "detector-stage4/detector",
+    }
+    names = {"classifier": ["classifier"], "gan": ["generator", "discriminator"], "all": list(products)}
+    return {name: products[name] for name in names.get(target, ["generator", "discriminator", "detector"])}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", choices=TARGETS, help="what to rebuild")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for every run directory of the rebuild")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the same chain on a few images with tiny networks and a few steps: checks the commands, in seconds",
+    )
+    p.add_argument("--data-dir", help="folder with the four IDX files (else $FGAN_DATA_DIR, Debian's, download)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N for every step (default: each command's own)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.cli import main  # the command line itself runs each step, as a user would type it
+
+    steps = recipe(args.target, args.out)
+    if args.dry_run:
+        for step in steps:
+            print(shlex.join(["python", "-m", "training", *finalize(step, args)]))
+        return 0
+    for number, step in enumerate(steps, 1):
+        try:
+            argv = plan(step, args)
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 2
+        if argv is None:
+            log.info("step %d/%d: %s is there already", number, len(steps), step.product)
+            continue
+        log.info("step %d/%d: %s", number, len(steps), shlex.join(["python", "-m", "training", *argv]))
+        threads = torch.get_num_threads()  # a step may set its own (train-classifier --threads 1)
+        try:
+            status = main(list(argv))
+        finally:
+            torch.set_num_threads(threads)
+        if status:
+            log.error("step %d/%d failed (exit status %d); the steps before it are kept", number, len(steps), status)
+            return status
+    for name, path in shipped(args.target, args.out).items():
+        log.info("models/weights/%s <- %s", name, path)
+    return 0
