@@ -14,16 +14,15 @@ set of real test images, so that the figures of a detector always set the same r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 
-from models import NUM_CLASSES, Generator, load_model, quantize
+from models import Generator, load_model, quantize
 from training.evaluation import generate_uint8
+from training.zoo.common import BankError, load_bank
 
 UNKNOWN = -1  # label of an image whose class is not given
 GAN_FAMILY = "gan"  # the project's own conditional DCGAN (models.networks.Generator)
@@ -87,35 +86,12 @@ class GeneratorSource:
         }
 
 
-class BankError(ValueError):
-    """A fake bank file that cannot be used; the message names the file."""
-
-
-def read_bank(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """A fake bank's uint8 images (N, 28, 28), int64 labels (N,) and its meta dict, checked."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            images, labels, meta = data["images"], data["labels"], json.loads(str(data["meta"]))
-    except FileNotFoundError:
-        raise BankError(f"{path}: no such fake bank") from None
-    except (OSError, KeyError, ValueError) as exc:
-        raise BankError(f"{path}: not a fake bank (an .npz with images, labels and meta): {exc}") from None
-    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) == 0:
-        raise BankError(f"{path}: images must be uint8 (N, 28, 28) with N > 0, got {images.dtype} {images.shape}")
-    if labels.shape != (len(images),) or labels.min() < UNKNOWN or labels.max() >= NUM_CLASSES:
-        raise BankError(f"{path}: labels must be {len(images)} ids in -1..{NUM_CLASSES - 1}")
-    if not isinstance(meta, dict) or "family" not in meta:
-        raise BankError(f"{path}: meta must be a JSON object that names the generator family")
-    return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), meta
-
-
 class BankSource:
     """A bank of another family's samples, drawn uniformly at random (with replacement)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.images, self.labels, self.meta = read_bank(path)
+        self.images, self.labels, self.meta = load_bank(path)
         self.family = str(self.meta["family"])
         self.conditional = bool((self.labels != UNKNOWN).all())
 

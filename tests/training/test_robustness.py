@@ -12,13 +12,14 @@ from torch import nn
 from models import Detector, DetectorConfig, save_model
 from training.cli import main
 from training.detector import predict_logits
-from training.fakes import BankError, BankSource, FakeMix, read_bank
+from training.fakes import BankError, BankSource, FakeMix
 from training.robustness import Judge, headline, markdown, robustness_report
 from training.transforms import HELD_OUT, SUITE
+from training.zoo.common import load_bank
 
 
 def write_bank(path, images: np.ndarray, labels: np.ndarray, family: str = "toy") -> str:
-    np.savez_compressed(path, images=images, labels=labels, meta=np.array(json.dumps({"family": family})))
+    np.savez_compressed(path, images=images, labels=labels.astype(np.int64), meta=np.array(json.dumps({"family": family, "count": len(images)})))
     return str(path)
 
 
@@ -37,7 +38,7 @@ class Brightness(nn.Module):
 
 
 def test_a_bank_is_read_checked_and_sampled(bank, tmp_path):
-    images, _, meta = read_bank(bank)
+    images, _, meta = load_bank(bank)
     assert images.shape == (40, 28, 28) and images.dtype == torch.uint8 and meta["family"] == "toy"
     source = BankSource(bank)
     assert source.family == "toy" and source.conditional
@@ -55,19 +56,19 @@ def test_a_bank_is_read_checked_and_sampled(bank, tmp_path):
 @pytest.mark.parametrize(
     ("images", "labels", "message"),
     [
-        (np.zeros((4, 28, 28), np.float32), np.zeros(4), "must be uint8"),
-        (np.zeros((4, 14, 14), np.uint8), np.zeros(4), "must be uint8 \\(N, 28, 28\\)"),
-        (np.zeros((4, 28, 28), np.uint8), np.full(4, 10), "labels must be 4 ids"),
+        (np.zeros((4, 28, 28), np.float32), np.zeros(4), "images must be uint8"),
+        (np.zeros((4, 14, 14), np.uint8), np.zeros(4), "images must be uint8 of shape"),
+        (np.zeros((4, 28, 28), np.uint8), np.full(4, 10), "labels must be class ids"),
     ],
 )
 def test_a_malformed_bank_is_refused_naming_the_file(tmp_path, images, labels, message):
     path = write_bank(tmp_path / "bad.npz", images, labels)
     with pytest.raises(BankError, match=message) as info:
-        read_bank(path)
+        load_bank(path)
     assert "bad.npz" in str(info.value)
     (tmp_path / "text.npz").write_text("not a bank")
-    with pytest.raises(BankError, match=r"text\.npz: not a fake bank"):
-        read_bank(tmp_path / "text.npz")
+    with pytest.raises(BankError, match=r"text\.npz: not a readable npz bank"):
+        load_bank(tmp_path / "text.npz")
 
 
 def test_a_mix_shares_batches_between_generators_and_banks(bank, generators):
@@ -126,3 +127,36 @@ def test_the_robustness_command_refuses_unknown_transformations(tmp_path, bank, 
     args = ["robustness", "--detector", str(det), "--bank", bank, "--transforms", "jpeg10", "--out", "x.json"]
     assert main(args) == 2
     assert "unknown transformation 'jpeg10'" in caplog.text
+
+
+def test_a_held_out_family_never_reaches_training():
+    from training.holdout import family_splits
+
+    families = {"g1": "gan", "g2": "gan", "a.npz": "vae", "b.npz": "ddpm", "c.npz": "vae"}
+    splits = family_splits(families)
+    assert set(splits) == {"gan", "vae", "ddpm"}
+    for held_out, trained_on in splits.items():
+        assert trained_on and all(families[s] != held_out for s in trained_on)
+        assert set(trained_on) | {s for s, f in families.items() if f == held_out} == set(families)
+
+
+def test_holdout_families_trains_one_detector_per_family_and_judges_it_on_that_family(
+    tmp_path, bank, generators, tiny_data
+):
+    other = write_bank(tmp_path / "other.npz", np.full((40, 28, 28), 90, np.uint8), np.arange(40) % 10, "other")
+    out = tmp_path / "lofo"
+    args = ["holdout-families", "--out", str(out), "--generator", str(generators[0]), "--bank", bank]
+    args += ["--bank", other, "--test", f"toy={bank}", "--test", f"other={other}", "--test", f"gan={generators[0]}"]
+    args += ["--steps", "2", "--batch-size", "8", "--val-size", "20", "--test-samples", "20", "--eval-every", "2"]
+    args += ["--channels", "4", "--no-progress", "--transforms", "clean", "jpeg75"]
+    assert main(args) == 0
+    results = json.loads((out / "holdout.json").read_text())
+    assert set(results) == {"gan", "toy", "other"}
+    for family, r in results.items():
+        trained = json.loads((out / f"without-{family}" / "options.json").read_text())["generators"]
+        assert trained == r["trained_on"] and r["test"] not in trained and len(trained) == 2
+        assert set(r["figures"]) == {"clean", "jpeg75"}
+        assert 0.0 <= r["figures"]["clean"]["tpr_at_1fpr"] <= 1.0
+    assert (out / "holdout.md").read_text().startswith("| held-out family | clean acc / TPR@1% |")
+    with pytest.raises(SystemExit):
+        main([*args[:-4], "--transforms", "nonsense"])

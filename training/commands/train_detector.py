@@ -158,6 +158,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return export(train_detector, options_from_args(args), args.out)
+
+
+def options_from_args(args: argparse.Namespace) -> DetectorOptions:
+    """The run's options from ``add_arguments``' flags."""
     augment = AugmentOptions(
         p=args.augment_p,
         chain_p=args.chain_p,
@@ -165,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         jpeg_quality=(args.jpeg_quality[0], args.jpeg_quality[1]),
         blur_sigma=(args.blur_sigma[0], args.blur_sigma[1]),
     )
-    opts = DetectorOptions(
+    return DetectorOptions(
         out=args.out,
         generators=[*args.generator, *args.bank],
         holdout_generators=list(args.holdout_generator),
@@ -194,7 +199,6 @@ def run(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         progress=not args.no_progress,
     )
-    return export(train_detector, opts, args.out)
 
 
 def add_holdout_argument(p: argparse.ArgumentParser) -> None:
