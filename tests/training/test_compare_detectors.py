@@ -83,7 +83,7 @@ def test_the_figures_are_train_detectors_test_figures_on_the_same_images(tiny_da
     out = tmp_path / "q.json"
     words = ["--detector", tmp_path / "d", "--samples", "40", "--out", out]
     words += [w for g in two_generators for w in ("--generator", g)]
-    words += ["--jpeg-quality", "95", "--jpeg-quality", "75", "--jpeg-quality", "30"]
+    words += ["--jpeg-quality", "90", "--jpeg-quality", "75", "--jpeg-quality", "30"]
     assert compare(*words) == 0
     figures = json.loads(out.read_text())["detectors"][str(tmp_path / "d")]["figures"]
 
@@ -97,7 +97,7 @@ def test_the_figures_are_train_detectors_test_figures_on_the_same_images(tiny_da
     detector = load_model(tmp_path / "d")
     reference = evaluate_detector(detector, real.images, real.labels, fakes, temperature=1.5, device=device)
     for generator, versions in reference.items():
-        assert list(figures[generator]) == ["clean", "jpeg95", "jpeg75", "jpeg30"]
+        assert list(figures[generator]) == ["clean", "jpeg90", "jpeg75", "jpeg30"]
         for version in ("clean", "jpeg75"):
             assert figures[generator][version] == versions[version]
         # Another quality is another image: the figures differ from quality 75's somewhere.

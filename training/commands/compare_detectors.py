@@ -25,16 +25,11 @@ from torch import nn
 
 from models import DETECTORS, CheckpointError, Discriminator, Generator, load_model, read_temperature
 from training.data import DATASETS, DataError
-from training.detector import (
-    EVAL_JPEG_QUALITY,
-    detection_figures,
-    draw_test_reals,
-    jpeg_all,
-    predict_logits,
-)
+from training.detector import EVAL_JPEG_QUALITY, detection_figures, draw_test_reals, predict_logits
 from training.device import resolve_device
 from training.evaluation import stream_seed
 from training.fakes import draw_fakes
+from training.transforms import apply_each, jpeg
 
 NAME = "compare-detectors"
 HELP = (
@@ -113,8 +108,9 @@ def qualities(args: argparse.Namespace) -> list[int]:
 
 
 def versions(images: torch.Tensor, jpeg_qualities: list[int]) -> dict[str, torch.Tensor]:
-    """The images as drawn ("clean") and after a JPEG round trip at each quality ("jpegQ")."""
-    return {"clean": images, **{f"jpeg{q}": jpeg_all(images, q) for q in jpeg_qualities}}
+    """The images as drawn ("clean") and after a grayscale JPEG round trip at each quality ("jpegQ"), decoded as
+    an upload is (the transformation suite's ``jpegQ`` where it has one)."""
+    return {"clean": images, **{f"jpeg{q}": apply_each(images, [jpeg(q)] * len(images), 0) for q in jpeg_qualities}}
 
 
 def label_modes(model: nn.Module, *, needs_label: bool) -> list[str]:
