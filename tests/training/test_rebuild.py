@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 import logging
 import shlex
 from pathlib import Path
@@ -11,9 +11,21 @@ import pytest
 
 from models import WEIGHTS_DIR, read_config
 from training.cli import build_parser, main
-from training.commands.rebuild import SMOKE, Step, recipe, shipped, with_options
+from training.commands.rebuild import SMOKE, Step, recipe, refused, shipped, with_options
 
 OUT = Path("/rebuild")
+PLAIN = argparse.Namespace(smoke=False, data_dir=None, device=None, no_progress=False)
+
+# The shipped detector was trained with the upload augmentations (--jpeg-p, --png-p, --rgb-p, --shift-p) that
+# train-detector replaced by the transformation suite. Until a detector trained by this code is shipped, with its
+# recipe, its rebuild is refused: these tests must fail (strict), and pass again once the recipe runs.
+DETECTOR_REFUSED = refused(recipe("detector", OUT), PLAIN)
+detector_recipe_runs = pytest.mark.xfail(
+    bool(DETECTOR_REFUSED),
+    reason=f"train-detector refuses the shipped detector's recorded recipe: {DETECTOR_REFUSED[:1]}",
+    strict=True,
+    raises=(SystemExit, AssertionError),
+)
 
 
 def parsed(step: Step):
@@ -68,6 +80,7 @@ def test_the_gan_recipe_is_the_shipped_generators_and_discriminators() -> None:
     assert args.snapshot_epochs == [1, 2, 8]  # the snapshots the first detector runs train against
 
 
+@detector_recipe_runs
 def test_the_detector_recipe_is_the_shipped_detectors() -> None:
     steps = recipe("detector", OUT)
     last = step_named(steps, "detector-stage4")
@@ -107,6 +120,7 @@ def test_the_detector_recipe_is_the_shipped_detectors() -> None:
         assert (made.seed, epochs, not made.unconditional) == (g["seed"], g["epochs"], g["conditional"]), path
 
 
+@detector_recipe_runs
 def test_every_generator_a_detector_run_names_is_made_before_it() -> None:
     made: set[Path] = set()
     for step in recipe("all", OUT):
@@ -122,12 +136,13 @@ def test_every_generator_a_detector_run_names_is_made_before_it() -> None:
 
 
 def test_dry_run_prints_the_commands(capsys) -> None:
-    assert main(["rebuild", "detector", "--out", "out", "--dry-run", "--device", "cpu"]) == 0
+    assert main(["rebuild", "all", "--out", "out", "--dry-run", "--device", "cpu"]) == (2 if DETECTOR_REFUSED else 0)
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(recipe("detector", "out"))
+    assert len(lines) == len(recipe("all", "out"))
     words = [shlex.split(line) for line in lines]
     assert all(w[:3] == ["python", "-m", "training"] and w[w.index("--device") + 1] == "cpu" for w in words)
-    assert words[0][3:6] == ["train", "--out", "out/gan-aux"]
+    assert words[0][3:6] == ["train-classifier", "--out", "out/classifier"]
+    assert words[1][3:6] == ["train", "--out", "out/gan-aux"]
     assert words[-1][3:6] == ["train-detector", "--out", "out/detector-stage4"]
 
 
@@ -137,39 +152,50 @@ def test_smoke_rebuild_of_the_classifier(tiny_data, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_smoke_rebuild_of_every_model_then_nothing_left_to_do(tiny_data, tmp_path, caplog) -> None:
+def test_smoke_rebuild_of_the_gan_resumes_a_stopped_run_then_has_nothing_left_to_do(tiny_data, tmp_path, caplog):
     caplog.set_level(logging.INFO)
-    out = tmp_path / "rebuild"
     # A GAN run that stopped after its first epoch is resumed, not started again.
-    (partial,) = [s for s in recipe("all", out) if s.run_dir.name == "gan-aux-2ep"]
-    words = list(partial.argv)
+    (step,) = recipe("gan", tmp_path)
+    words = list(with_options(step.argv, SMOKE["train"]))
     words[words.index("--epochs") + 1] = "1"
-    assert main([*with_options(tuple(words), SMOKE["train"]), "--no-progress"]) == 0
+    assert main([*words, "--no-progress"]) == 0
 
-    assert main(["rebuild", "all", "--out", str(out), "--smoke", "--no-progress"]) == 0
-    assert f"train --resume {out / 'gan-aux-2ep'} --epochs 2" in caplog.text
-    for name, path in shipped("all", out).items():
+    assert main(["rebuild", "gan", "--out", str(tmp_path), "--smoke", "--no-progress"]) == 0
+    assert f"train --resume {step.run_dir} --epochs 14" in caplog.text
+    for name, path in shipped("gan", tmp_path).items():
         config = read_config(path)
-        assert config["class_name"].lower() == name, path
+        assert (config["class_name"].lower(), config["training"]["epochs"]) == (name, 14)
+    assert all((step.run_dir / f"generator-epoch{e:03d}").is_dir() for e in (1, 2, 8))
+
+    # Run again: the checkpoints are there, nothing is trained.
+    caplog.clear()
+    assert main(["rebuild", "gan", "--out", str(tmp_path), "--smoke", "--no-progress"]) == 0
+    assert "is there already" in caplog.text and "--resume" not in caplog.text
+
+
+@pytest.mark.slow
+@detector_recipe_runs
+def test_smoke_rebuild_of_every_model(tiny_data, tmp_path) -> None:
+    out = tmp_path / "rebuild"
+    assert main(["rebuild", "all", "--out", str(out), "--smoke", "--no-progress"]) == 0
+    for name, path in shipped("all", out).items():
+        assert read_config(path)["class_name"].lower() == name, path
     detector = read_config(shipped("all", out)["detector"])["training"]
     assert detector["init"]["path"] == str(out / "detector-stage3/detector")
     assert [g["share"] for g in detector["generators"]] == pytest.approx([0.5] + [0.1] * 5)
-    assert json.loads((out / "gan-aux-2ep/generator/config.json").read_text())["training"]["epochs"] == 2
-
-    # Run again: every checkpoint is there, nothing is trained.
-    caplog.clear()
-    assert main(["rebuild", "all", "--out", str(out), "--smoke", "--no-progress"]) == 0
-    assert caplog.text.count("is there already") == len(recipe("all", out))
 
 
-def test_an_unfinished_detector_run_is_refused_not_overwritten(tiny_data, tmp_path, caplog) -> None:
-    steps = recipe("detector", tmp_path)
-    for step in steps:  # every checkpoint the first detector run needs, and that run started but unfinished
-        if step.command == "train":
-            step.product.mkdir(parents=True)
-            epochs = parsed(step).epochs
-            (step.product / "config.json").write_text(json.dumps({"training": {"epochs": epochs}}))
-    (tmp_path / "detector-stage1").mkdir()
-    (tmp_path / "detector-stage1/options.json").write_text("{}")
-    assert main(["rebuild", "detector", "--out", str(tmp_path)]) == 2
-    assert f"{tmp_path / 'detector-stage1'} holds an unfinished run" in caplog.text
+def test_a_recipe_this_code_refuses_stops_before_anything_runs(tmp_path, caplog, monkeypatch) -> None:
+    gone = Step(("train", "--out", str(tmp_path / "gan"), "--epochs", "1", "--no-such-option", "1"), tmp_path)
+    monkeypatch.setattr("training.commands.rebuild.recipe", lambda target, out: [*recipe("classifier", out), gone])
+    assert main(["rebuild", "all", "--out", str(tmp_path)]) == 2
+    assert "gan: python -m training: error: unrecognized arguments: --no-such-option 1" in caplog.text
+    assert not (tmp_path / "classifier").exists()  # the first step, valid, did not run either
+
+
+def test_an_unfinished_run_that_cannot_be_resumed_is_refused_not_overwritten(tmp_path, caplog) -> None:
+    (tmp_path / "gan-aux").mkdir()  # stopped before its first epoch ended: options, no resume state
+    (tmp_path / "gan-aux/options.json").write_text("{}")
+    assert main(["rebuild", "gan", "--out", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'gan-aux'} holds an unfinished run that cannot be resumed" in caplog.text
+    assert (tmp_path / "gan-aux/options.json").read_text() == "{}"

@@ -20,6 +20,8 @@ not make usable models.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import shlex
@@ -261,6 +263,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
 
 
+def refused(steps: list[Step], args: argparse.Namespace) -> list[str]:
+    """What this code's command line refuses of the steps, one line a step (none: every step would start).
+
+    A recipe is the command as it ran when the shipped model was trained; a command that has changed since
+    (an option renamed or gone) is found here, before any step has run."""
+    from training.cli import build_parser
+
+    problems = []
+    parser = build_parser()
+    for step in steps:
+        errors = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(errors):  # argparse prints its usage and error, then exits
+                parser.parse_args(list(finalize(step, args)))
+        except SystemExit:
+            lines = errors.getvalue().strip().splitlines()
+            problems.append(f"{step.run_dir.name}: {lines[-1] if lines else 'refused'}")
+    return problems
+
+
 def run(args: argparse.Namespace) -> int:
     from training.cli import main  # the command line itself runs each step, as a user would type it
 
@@ -268,6 +290,18 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         for step in steps:
             print(shlex.join(["python", "-m", "training", *finalize(step, args)]))
+    problems = refused(steps, args)
+    if problems:
+        for problem in problems:
+            log.error("%s", problem)
+        log.error(
+            "this code's commands refuse %d step(s) of the %s recipe: the shipped checkpoint was trained by a "
+            "version of the command that took them; nothing was run",
+            len(problems),
+            args.target,
+        )
+        return 2
+    if args.dry_run:
         return 0
     for number, step in enumerate(steps, 1):
         try:
