@@ -120,7 +120,7 @@ def mirror(images: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Te
 
     For real images only: a mirrored photo of a garment is as real as the photo, and one the detector has not
     memorized, while a generator's artifacts have a direction (docs/detector.md), so mirrored fakes would be
-    fakes of another generator. Measured, it does harm (docs/detector.md, tenth run): since only reals are
+    fakes of another generator. Measured, it does harm (docs/detector.md, "What was tried"): since only reals are
     mirrored, orientation itself becomes evidence of "real", so mirrored fakes pass twice as often and the
     unmirrored real images it is judged on lose accuracy after JPEG. Kept to reproduce that run; default off.
     ``--mirror-p`` mirrors real and fake images alike instead, so that orientation says nothing.

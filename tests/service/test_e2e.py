@@ -1,4 +1,4 @@
-"""End to end: a real ``python -m service`` on a free loopback port, called with curl as the design card does.
+"""End to end: a real ``python -m service`` on a free loopback port, called with curl as the README does.
 
 Every wait here is bounded in time, and the server is stopped at the end of each test whatever happens.
 """
