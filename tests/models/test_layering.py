@@ -1,6 +1,6 @@
 """The packages' layers, read from the source: models imports neither training nor service, and training and
-service never import each other (DESIGN.md: the service never imports the offline code, and the offline code
-reaches what the service computes through models)."""
+service never import each other: the service never imports the offline code, and the offline code reaches what
+the service computes through models."""
 
 from __future__ import annotations
 
