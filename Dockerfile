@@ -9,12 +9,22 @@
 #     docker build -t fashion-gan:gpu --build-arg TORCH_INDEX_URL=https://pypi.org/simple .
 #
 # Both run the same way: `docker run -p 8000:8000 fashion-gan:cpu` (add `--gpus all` for the GPU image).
+# The image holds the service's runtime dependencies only (pyproject.toml's `dependencies`, at the versions
+# locked in constraints.txt): nothing of the train or dev extras.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------------------
-# Build stage: a virtual environment with the pinned dependencies and the project (with its shipped weights).
-FROM ${PYTHON_IMAGE} AS build
+# The runtime requirements, read from pyproject.toml. A stage of their own: the dependency layers below are
+# rebuilt when these lines or the lock change, not on every edit of pyproject.toml.
+FROM ${PYTHON_IMAGE} AS requirements
+COPY pyproject.toml /
+RUN python -c "import tomllib; print(*tomllib.load(open('/pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+        > /requirements.txt
+
+# ---------------------------------------------------------------------------------------------------------
+# The dependencies: a virtual environment with the runtime requirements at their locked versions.
+FROM ${PYTHON_IMAGE} AS dependencies
 
 # Where torch and torchvision come from: the CPU-only index by default. PyPI's Linux wheels are the CUDA
 # build; https://download.pytorch.org/whl/cuXYZ picks one CUDA version.
@@ -29,27 +39,29 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 
-# The pinned versions first, so that the dependency layers are cached across source changes.
+# The lock is a constraints file: it fixes the version of whatever is installed, and what is installed is
+# what the requirements ask for.
 COPY constraints.txt ./
 # Two steps. torch's own index serves torch and torchvision, and nothing else (--no-deps: it does not carry
-# every pinned version of their dependencies). Then PyPI serves the rest, dependencies of torch included:
-# the torch installed here already satisfies the pin (2.15.0+cpu matches torch==2.15.0), so it stays.
+# every locked version of their dependencies). Then PyPI serves the rest, dependencies of torch included:
+# the torch installed here already satisfies the pin (2.15.0+cpu matches torch==2.15.0), so it stays, and
+# the CPU build's own dependencies carry no CUDA libraries.
 RUN pip install --no-cache-dir --no-deps --index-url "${TORCH_INDEX_URL}" --constraint constraints.txt \
         torch torchvision
+COPY --from=requirements /requirements.txt ./
+RUN pip install --no-cache-dir --constraint constraints.txt --requirement requirements.txt \
+    && pip check
 
-# The project's other dependencies, read from pyproject.toml: this layer too is cached across source changes.
+# ---------------------------------------------------------------------------------------------------------
+# The project: code, shipped weights and console scripts, installed (not editable) under a prefix of its own
+# with the environment's interpreter, so that the runtime stage adds it to the environment as a small layer
+# while the dependencies' large one stays cached across source changes.
+FROM dependencies AS build
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
-        > requirements.txt \
-    && pip install --no-cache-dir --constraint constraints.txt --requirement requirements.txt
-
 COPY models ./models
 COPY service ./service
 COPY training ./training
-# A regular (not editable) install: the code and the shipped weights land in site-packages, /src is not needed.
-RUN pip install --no-cache-dir --no-deps . \
-    && pip check \
-    && python -c "import models, pathlib; assert any(pathlib.Path(models.WEIGHTS_DIR).glob('*/config.json')), 'no shipped weights'"
+RUN pip install --no-cache-dir --no-deps --no-compile --prefix /opt/project .
 
 # ---------------------------------------------------------------------------------------------------------
 # Runtime stage: the virtual environment only, run by an unprivileged user.
@@ -62,16 +74,28 @@ LABEL org.opencontainers.image.title="fashion-gan" \
 RUN groupadd --system --gid 10001 fgan \
     && useradd --system --uid 10001 --gid fgan --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin fgan
 
-COPY --from=build /opt/venv /opt/venv
+COPY --from=dependencies /opt/venv /opt/venv
+COPY --from=build /opt/project /opt/venv
 
 # Settings (all FGAN_*) are documented in docs/deployment.md; these two make the service reachable from
 # outside the container. HOME points at /tmp so that nothing wants to write to a read-only root filesystem.
+# glibc's malloc keeps the batch-sized buffers of a forward pass (a few MB each) in its heap for reuse
+# instead of mapping and unmapping them on every batch: a fixed 32 MiB mmap threshold and a 256 MiB trim
+# threshold (docs/deployment.md).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
+    MALLOC_MMAP_THRESHOLD_=33554432 \
+    MALLOC_TRIM_THRESHOLD_=268435456 \
     FGAN_HOST=0.0.0.0 \
     FGAN_PORT=8000
+
+# The environment is whole: every requirement met, the service and its console script in place, and the
+# shipped weights installed (they are the default FGAN_WEIGHTS_DIR).
+RUN pip check \
+    && command -v fgan-serve \
+    && python -c "import models, service.app, pathlib; assert any(pathlib.Path(models.WEIGHTS_DIR).glob('*/config.json')), 'no shipped weights'"
 
 WORKDIR /tmp
 USER 10001:10001

@@ -9,15 +9,59 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
+LOCK = ROOT / "constraints.txt"
+
+
+# The lock.
+
+
+def read_lock() -> dict[str, Version]:
+    """Canonical name -> locked version, from constraints.txt (name==version lines, maybe with a marker)."""
+    pins: dict[str, Version] = {}
+    for line in LOCK.read_text().splitlines():
+        if not line.strip() or line.startswith(("#", " ", "-")):
+            continue
+        req = Requirement(line)
+        (spec,) = req.specifier
+        name = canonicalize_name(req.name)
+        assert spec.operator == "==", f"constraints.txt: {line!r} is not an exact pin"
+        assert name not in pins, f"constraints.txt pins {name} twice"
+        pins[name] = Version(spec.version)
+    return pins
+
+
+def requirement_closure(root: str, extras: Iterable[str], requires: Callable[[str], list[str] | None]) -> set[str]:
+    """Canonical names of what ``root`` with ``extras`` needs, ``root`` left out; ``requires(name)`` gives a
+    distribution's requirement lines (importlib.metadata.requires), whose markers are evaluated here."""
+    root = canonicalize_name(root)
+    seen: set[str] = set()
+    todo: list[tuple[str, frozenset[str]]] = [(root, frozenset(extras))]
+    while todo:
+        name, wanted = todo.pop()
+        for line in requires(name) or []:
+            req = Requirement(line)
+            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in (wanted or {""})):
+                continue
+            dep = canonicalize_name(req.name)
+            if dep == root:  # an extra that includes another (dev includes train)
+                todo.append((root, frozenset(req.extras)))
+            elif dep not in seen:
+                seen.add(dep)
+                todo.append((dep, frozenset(req.extras)))
+    return seen
 
 
 # Dockerfile.

@@ -32,8 +32,9 @@ def test_api_is_hardened_limited_and_restarted(compose):
     assert api["restart"] in ("always", "unless-stopped", "on-failure")
     limits = api["deploy"]["resources"]["limits"]
     assert float(limits["cpus"]) > 0 and limits["memory"]
-    # torch's thread pool follows the CPU limit, so scaled replicas do not oversubscribe the host.
-    assert api["environment"]["FGAN_TORCH_THREADS"] == str(int(float(limits["cpus"])))
+    # torch's threads follow the CPU limit, which the service reads itself (its cgroup quota): a fixed
+    # count here would oversubscribe the limit once several models' passes run at once.
+    assert "FGAN_TORCH_THREADS" not in api["environment"]
     assert "ALL" in api.get("cap_drop", [])
 
 
@@ -92,8 +93,7 @@ def test_gpu_override_reserves_an_nvidia_gpu_and_builds_cuda_torch(compose, comp
 
 
 def test_cpu_build_arg_matches_the_dockerfile_default(compose, stages):
-    (build,) = [s for s in stages if s.name == "build"]
-    (arg,) = [a for a in build.all("ARG") if a.startswith("TORCH_INDEX_URL=")]
+    (arg,) = [a for s in stages for a in s.all("ARG") if a.startswith("TORCH_INDEX_URL=")]
     assert arg.split("=", 1)[1] == compose["services"]["api"]["build"]["args"]["TORCH_INDEX_URL"]
 
 

@@ -24,8 +24,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tests.deploy.conftest import LOCK, read_lock, requirement_closure
+
 ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "constraints.txt"
 PROJECT = "fashion-gan"
 # The command that writes the lock: the lock's header must name it, and tests re-run it.
 COMPILE = "uv pip compile pyproject.toml --all-extras --universal --fork-strategy fewest --output-file constraints.txt"
@@ -34,25 +35,6 @@ FIRST_PARTY = {"models", "service", "training"}
 
 def _pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-
-
-def _lock() -> dict[str, Requirement]:
-    """Canonical name -> its pinned requirement (name==version, maybe with a marker), from constraints.txt."""
-    pins: dict[str, Requirement] = {}
-    for line in LOCK.read_text().splitlines():
-        if not line.strip() or line.startswith(("#", " ", "-")):
-            continue
-        req = Requirement(line)
-        name = canonicalize_name(req.name)
-        assert name not in pins, f"constraints.txt pins {name} twice"
-        pins[name] = req
-    return pins
-
-
-def _pinned(req: Requirement) -> Version:
-    (spec,) = req.specifier
-    assert spec.operator == "==", f"constraints.txt: {req} is not an exact pin"
-    return Version(spec.version)
 
 
 def _declared() -> dict[str, list[Requirement]]:
@@ -66,22 +48,8 @@ def _declared() -> dict[str, list[Requirement]]:
 
 
 def _closure(extras: Iterable[str]) -> set[str]:
-    """The installed distributions that the project with ``extras`` needs here, itself left out (markers evaluated)."""
-    seen: set[str] = set()
-    todo: list[tuple[str, frozenset[str]]] = [(PROJECT, frozenset(extras))]
-    while todo:
-        name, wanted = todo.pop()
-        for line in metadata.requires(name) or []:
-            req = Requirement(line)
-            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in (wanted or {""})):
-                continue
-            dep = canonicalize_name(req.name)
-            if dep == PROJECT:  # an extra that includes another (dev includes train)
-                todo.append((PROJECT, frozenset(req.extras)))
-            elif dep not in seen:
-                seen.add(dep)
-                todo.append((dep, frozenset(req.extras)))
-    return seen
+    """The installed distributions that the project with ``extras`` needs here."""
+    return requirement_closure(PROJECT, extras, metadata.requires)
 
 
 # The lock and pyproject.toml.
@@ -94,13 +62,13 @@ def test_lock_header_names_the_command_that_regenerates_it():
 
 
 def test_lock_pins_every_declared_dependency_within_its_range():
-    pins = _lock()
+    pins = read_lock()
     for group, reqs in _declared().items():
         for req in reqs:
             name = canonicalize_name(req.name)
             where = f"pyproject.toml's {f'extra {group!r}' if group else 'dependencies'}: {req}"
             assert name in pins, f"{where} is not in constraints.txt; regenerate it: {COMPILE}"
-            version = _pinned(pins[name])
+            version = pins[name]
             assert req.specifier.contains(version, prereleases=True), f"{where}, but constraints.txt pins {version}"
 
 
@@ -171,13 +139,13 @@ def _diff(a: str, b: str) -> list[str]:
 def test_environment_holds_the_locked_versions():
     # CI installs with `-c constraints.txt`: every package the dev install needs is at its pinned version
     # (a local label such as torch's "+cpu" aside).
-    pins = _lock()
+    pins = read_lock()
     wrong = []
     for name in sorted(_closure(["dev", "train"])):
         assert name in pins, f"{name} is installed for the dev extra but constraints.txt does not pin it"
         installed = Version(metadata.version(name))
-        if Version(installed.public) != _pinned(pins[name]):
-            wrong.append(f"{name} {installed} (locked {_pinned(pins[name])})")
+        if Version(installed.public) != pins[name]:
+            wrong.append(f"{name} {installed} (locked {pins[name]})")
     assert not wrong, "not installed from the lock (pip install -c constraints.txt -e '.[dev]'): " + ", ".join(wrong)
 
 

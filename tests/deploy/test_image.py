@@ -73,7 +73,7 @@ def test_every_copied_source_exists_and_is_in_the_context(stages, dockerignore):
 
 def _assemble_build_sources(stages, dockerignore, dest: Path) -> Path:
     """Lay out the build stage's /src as its COPY instructions would, from the context .dockerignore lets through."""
-    (build,) = [s for s in stages if any(not o.get("from") for o, *_ in s.copies())]
+    (build,) = [s for s in stages if s.name == "build"]  # the stage that installs the project
     workdir = None
     for _, sources, target, cwd in build.copies():
         workdir = workdir or cwd
