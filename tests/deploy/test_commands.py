@@ -8,13 +8,11 @@ port) and tiny weights that the test saves itself.
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,16 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.local_service import LocalService, ServiceFailed, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 STARTUP_TIMEOUT_S = 120  # imports torch and loads the models, on two shared CPU cores
 SHUTDOWN_TIMEOUT_S = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _resolve(argv: list[str]) -> list[str]:
@@ -78,29 +72,24 @@ def container_env(runtime, compose, tiny_weights: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FGAN_")}
     env.update({k: v for k, v in runtime.env().items() if k != "PATH"})  # the image's PATH names its venv
     env.update(compose["services"]["api"]["environment"])
-    env.update(FGAN_HOST="127.0.0.1", FGAN_PORT=str(_free_port()), FGAN_WEIGHTS_DIR=str(tiny_weights))
+    env.update(FGAN_HOST="127.0.0.1", FGAN_PORT=str(free_port()), FGAN_WEIGHTS_DIR=str(tiny_weights))
     return env
 
 
 @pytest.fixture(scope="module")
 def server(runtime, container_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
-    """The image's ENTRYPOINT + CMD, started as the container would start it; ready when yielded."""
+    """The image's ENTRYPOINT + CMD, started as the container would start it (no --host/--port: the
+    environment says where it listens); ready when yielded."""
     argv = [*(runtime.exec_form("ENTRYPOINT") if runtime.last("ENTRYPOINT") else []), *runtime.exec_form("CMD")]
     log = tmp_path_factory.mktemp("server") / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(_resolve(argv), env=container_env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{container_env['FGAN_PORT']}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    service = LocalService(proc, f"http://127.0.0.1:{container_env['FGAN_PORT']}", log)
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"{argv} exited with {proc.returncode} before ready:\n{log.read_text()[-4000:]}")
-            with contextlib.suppress(OSError):
-                if _get(base + "/readyz", timeout=2) == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"{argv}: /readyz not 200 within {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.5)
+        try:
+            service.wait_ready(STARTUP_TIMEOUT_S)
+        except ServiceFailed as e:
+            pytest.fail(f"{argv}: {e}")
         proc.log = log  # type: ignore[attr-defined]
         yield proc
     finally:
@@ -162,7 +151,7 @@ def test_service_stops_cleanly_on_sigterm(server):
 
 
 def test_healthchecks_fail_when_nothing_listens(runtime, compose, container_env):
-    env = {**container_env, "FGAN_PORT": str(_free_port())}
+    env = {**container_env, "FGAN_PORT": str(free_port())}
     for what, argv in _healthchecks(runtime, compose).items():
         result = _run(argv, env, timeout=30)
         assert result.returncode != 0, f"{what} passed with nothing listening"
