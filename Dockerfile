@@ -55,7 +55,8 @@ RUN pip install --no-cache-dir --constraint constraints.txt --requirement requir
 # ---------------------------------------------------------------------------------------------------------
 # The project: code, shipped weights and console scripts, installed (not editable) under a prefix of its own
 # with the environment's interpreter, so that the runtime stage adds it to the environment as a small layer
-# while the dependencies' large one stays cached across source changes.
+# while the dependencies' large one stays cached across source changes. No bytecode: compiled here, it
+# would name the prefix instead of the environment in tracebacks.
 FROM dependencies AS build
 COPY pyproject.toml README.md ./
 COPY models ./models
