@@ -4,7 +4,7 @@ No transposed convolutions anywhere (the project's own generator is built from
 them, and their checkerboard is one artifact a detector may learn): the
 generator doubles the resolution by nearest or bilinear interpolation, then
 convolves. The discriminator is a plain spectrally normalised CNN with
-projection conditioning, trained with the hinge loss. The exported generator is
+projection conditioning and a minibatch-spread channel, trained with the hinge loss. The exported generator is
 an exponential moving average of the trained one, with batch-norm statistics
 recomputed for its own weights ("standing statistics").
 """
@@ -78,6 +78,10 @@ class ProjectionDiscriminator(nn.Module):
             nn.LeakyReLU(0.2),
             spectral_norm(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)),  # (B, 2C, 7, 7)
             nn.LeakyReLU(0.2),
+        )
+        self.head = nn.Sequential(
+            spectral_norm(nn.Conv2d(2 * c + 1, 2 * c, 3, padding=1)),  # (B, 2C, 7, 7), after the batch-std channel
+            nn.LeakyReLU(0.2),
             nn.Flatten(),  # (B, 2C * 49)
         )
         features = 2 * c * 49
@@ -85,7 +89,10 @@ class ProjectionDiscriminator(nn.Module):
         self.embed = spectral_norm(nn.Embedding(num_classes, features))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)  # (B, F)
+        h = self.body(x)  # (B, 2C, 7, 7)
+        # The batch's spread as one more channel: a generator that ignores its noise is easy to tell (ProGAN).
+        spread = h.std(dim=0).mean().expand(len(h), 1, 7, 7)  # (B, 1, 7, 7)
+        h = self.head(torch.cat([h, spread], dim=1))  # (B, F)
         return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)  # (B,)
 
 
@@ -112,8 +119,9 @@ class Trainer(FamilyTrainer):
         super().__init__(opts, device, rng)
         self.model = UpsampleGenerator(UpsampleGeneratorConfig(**opts.arch)).to(device)
         self.D = ProjectionDiscriminator(self.model.config.channels).to(device)
-        self.opt_g = torch.optim.Adam(self.model.parameters(), lr=opts.lr, betas=(0.5, 0.999))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=opts.lr, betas=(0.5, 0.999))
+        # Two time-scale updates (D at twice G's rate), Adam as in SNGAN: D keeps up with G in one step.
+        self.opt_g = torch.optim.Adam(self.model.parameters(), lr=opts.lr, betas=(0.0, 0.9))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=2 * opts.lr, betas=(0.0, 0.9))
         self.ema = Ema(self.model, 0.999)
 
     def step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
