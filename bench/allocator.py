@@ -1,9 +1,10 @@
 """Forward-pass time of the shipped networks with glibc's default allocator and with the service's tuning.
 
-``service.loading.keep_freed_memory`` sets glibc's mmap and trim thresholds at startup so that the
-batch-sized buffers of a forward pass are reused instead of mapped and unmapped every time. The
-setting cannot be undone in a process, so each variant runs in fresh processes (``--repeats`` each,
-alternating), one torch thread, and this script prints and writes the per-image times.
+The service's image sets glibc's mmap and trim thresholds through the environment (``TUNED``, the
+variables the Dockerfile sets; docs/service.md) so that the batch-sized buffers of a forward pass are
+reused instead of mapped and unmapped every time. glibc reads them when a process starts, so each
+variant runs in fresh processes (``--repeats`` each, alternating), one torch thread, and this script
+prints and writes the per-image times.
 
     python bench/allocator.py --out bench/results/allocator.json
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,18 +25,25 @@ sys.path.insert(0, str(ROOT))
 from bench.record import header, write  # noqa: E402
 
 BATCHES = (32, 64)
+# glibc's malloc tunables (mallopt(3)): a fixed mmap threshold of 32 MiB (the most it takes on 64-bit), above
+# any buffer of a batch of 64, and a trim threshold of 256 MiB, so freed buffers stay in the heap for reuse.
+TUNED = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20)}
 
 
-def measure(tuned: bool, reps: int) -> dict[str, float]:
+def environment(tuned: bool) -> dict[str, str]:
+    """This environment with glibc's thresholds set as the service's image sets them, or without them."""
+    env = {k: v for k, v in os.environ.items() if k not in TUNED}
+    return env | TUNED if tuned else env
+
+
+def measure(reps: int) -> dict[str, float]:
     """ms per image for the generator and the detector at each batch size, in this process."""
     import torch
 
     import models
-    from service.loading import freeze_for_serving, keep_freed_memory
+    from service.loading import freeze_for_serving
 
     torch.set_num_threads(1)
-    if tuned and not keep_freed_memory():
-        raise SystemExit("glibc's mallopt is not available here")
     generator = freeze_for_serving(models.load_model(models.WEIGHTS_DIR / "generator"))
     detector = freeze_for_serving(models.load_model(models.WEIGHTS_DIR / "detector"))
     out = {}
@@ -60,13 +69,15 @@ def main() -> None:
     parser.add_argument("--child", choices=["default", "tuned"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child == "tuned", args.reps)))
+        print(json.dumps(measure(args.reps)))
         return
     runs: dict[str, list[dict[str, float]]] = {"default": [], "tuned": []}
     for _ in range(args.repeats):
         for variant in runs:
             cmd = [sys.executable, __file__, "--child", variant, "--reps", str(args.reps)]
-            result = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            result = subprocess.run(
+                cmd, check=True, capture_output=True, text=True, env=environment(variant == "tuned")
+            )
             runs[variant].append(json.loads(result.stdout.strip().splitlines()[-1]))
     print("ms per image, one thread; min-max over", args.repeats, "fresh processes")
     print(f"{'figure':22s} {'glibc defaults':>16s} {'tuned':>16s}")

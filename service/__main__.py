@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args)
     except ValidationError as exc:
         for error in exc.errors():
+            if not error["loc"]:  # a rule between settings; its message names them
+                print(f"invalid settings: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+                continue
             name = "FGAN_" + "_".join(str(part) for part in error["loc"]).upper()
             print(f"invalid setting {name}={error.get('input')!r}: {error['msg']}", file=sys.stderr)
         return 2

@@ -12,10 +12,11 @@ import anyio
 from fastapi import FastAPI
 
 import models
+from service import resources
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.limits import RequestLimitsMiddleware
-from service.loading import StartupError, configure_torch, load_models, resolve_device
+from service.loading import StartupError, classifier_names, configure_torch, load_models, resolve_device
 from service.observability import InFlight, Metrics, RequestMiddleware, StartupErrorMiddleware
 from service.openapi import install_openapi
 from service.routes import classify, docs, explain, generate, health, meta
@@ -44,22 +45,41 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: Metrics = app.state.metrics
     try:
         device = resolve_device(settings.device)
-        configure_torch(settings.threads)
+        # One batcher per model runs forward passes side by side: the budget is split between them. Set before
+        # any torch work, since a thread keeps the thread count it first computed with.
+        budget = resources.cpu_budget()
+        batchers = 1 + len(classifier_names(settings.weights_dir))
+        plan = resources.plan_threads(budget, batchers, settings.torch_threads)
+        configure_torch(plan.threads)
         model_set = await anyio.to_thread.run_sync(load_models, settings.weights_dir, device)
+        decoders = resources.decode_slots(budget)
+        need = resources.memory_need(
+            resources.resident_bytes() or 0, settings.upload_memory_bytes, decoders, settings.max_image_pixels
+        )
+        if (problem := resources.check_memory(need, resources.cgroup_memory_limit())) is not None:
+            raise StartupError(problem)
     except (models.CheckpointError, StartupError) as exc:
         # One clear line; StartupErrorMiddleware keeps uvicorn from adding the traceback.
         app.state.startup_error = str(exc)
         log.error("cannot start: %s", exc)
         raise
-    engine = Engine(model_set, settings, observer=metrics, requests_in_flight=app.state.in_flight)
+    engine = Engine(
+        model_set,
+        settings,
+        observer=metrics,
+        requests_in_flight=app.state.in_flight,
+        slots=resources.ComputeSlots(plan.passes, plan.threads),
+    )
     engine.start()
+    app.state.decoders = anyio.CapacityLimiter(decoders)
     app.state.engine = engine
     app.state.not_ready_reason = "warming up the models"
     warmup = asyncio.create_task(_warm_up(app, engine), name="warmup")
     log.info(
-        "serving on %s with torch threads=%d, max batch %d, batch timeout %gms, queue limit %d",
+        "serving on %s with torch threads=%d (%s), max batch %d, batch timeout %gms, queue limit %d",
         device,
-        settings.threads,
+        plan.threads,
+        plan.describe(),
         settings.max_batch_size,
         settings.batch_timeout_ms,
         settings.queue_limit,
@@ -128,7 +148,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # most GET /generate requests before FastAPI's routing (routes/generate.py says why).
     if settings.direct_generate:
         app.add_middleware(generate.DirectGenerate)
-    app.add_middleware(RequestLimitsMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        RequestLimitsMiddleware, max_bytes=settings.max_upload_bytes, upload_memory=settings.upload_memory_bytes
+    )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
     # The web page (GET /) and its files, outside the key check: a browser opening it cannot send the key.

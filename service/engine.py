@@ -26,6 +26,7 @@ from models.labels import accepted as accepted_labels
 from service.batching import BatcherClosed, BatchObserver, MicroBatcher, QueueFull
 from service.errors import InvalidInput, Overloaded
 from service.loading import DETECTOR, ModelSet, ServedModel
+from service.resources import ComputeSlots
 from service.settings import Settings
 
 log = logging.getLogger("service.engine")
@@ -81,10 +82,13 @@ class Engine:
         settings: Settings,
         observer: BatchObserver | None = None,
         requests_in_flight: Callable[[], int] | None = None,
+        slots: ComputeSlots | None = None,
     ) -> None:
         """``requests_in_flight`` counts the server's open requests; with it, a batch waits for more
-        requests only while some are in the server but not yet queued (see service.batching)."""
+        requests only while some are in the server but not yet queued (see service.batching).
+        ``slots``: how many forward passes may run at once (service.resources; default: one per model)."""
         self.models = model_set
+        self.slots = slots or ComputeSlots(1 + len(model_set.classifiers))
         self._requests_in_flight = requests_in_flight
         self.device = model_set.device
         self.max_batch_size = settings.max_batch_size
@@ -97,12 +101,21 @@ class Engine:
         }
         self.retry_after_s = settings.retry_after_s
         self._generator: MicroBatcher[GenerateJob, np.ndarray] = MicroBatcher(
-            model_set.generator.name, self._predict_generate, **limits
+            model_set.generator.name, self._in_slot(self._predict_generate), **limits
         )
         self._classifiers: dict[str, MicroBatcher[ClassifyJob, float]] = {
-            name: MicroBatcher(name, self._classify_predictor(served), **limits)
+            name: MicroBatcher(name, self._in_slot(self._classify_predictor(served)), **limits)
             for name, served in model_set.classifiers.items()
         }
+
+    def _in_slot(self, predict: Callable[[list[J]], list[R]]) -> Callable[[list[J]], list[R]]:
+        """``predict``, run holding one of the compute slots."""
+
+        def run(jobs: list[J]) -> list[R]:
+            with self.slots.held():
+                return predict(jobs)
+
+        return run
 
     # Lifecycle -----------------------------------------------------------------------------------
 

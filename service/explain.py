@@ -6,7 +6,9 @@ would fire on the batchers' forward passes if it used the served modules. So eac
 worker uses its own copy of the network (made on first use, reused after), in
 anyio's worker threads under a small ``CapacityLimiter``; a bounded number of
 requests may wait for one, beyond which the answer is 503 with Retry-After, as
-for the engine's queues.
+for the engine's queues. Each GradCAM pass holds one of the compute slots it shares
+with the batchers (service.resources), so explanations never add threads beyond the
+CPU budget: they wait for a slot instead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from service.deps import get_engine
 from service.errors import InvalidInput, Overloaded
 from service.loading import ModelSet, ServedModel
 from service.rendering import rgb_png
+from service.resources import ComputeSlots
 
 log = logging.getLogger("service.explain")
 
@@ -57,13 +60,16 @@ class Explainer:
         concurrency: int = CONCURRENCY,
         queue_limit: int = QUEUE_LIMIT,
         retry_after_s: int = 1,
+        slots: ComputeSlots | None = None,
     ) -> None:
+        """``slots``: the forward passes allowed at once, shared with the engine's batchers."""
         if concurrency < 1 or queue_limit < 0:
             raise ValueError("concurrency must be >= 1 and queue_limit >= 0")
         self.models = model_set  # the engine's ModelSet, to tell when the service has reloaded
         self.concurrency = concurrency
         self.queue_limit = queue_limit
         self.retry_after_s = retry_after_s
+        self.slots = slots or ComputeSlots(concurrency)
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._replicas: dict[str, queue.SimpleQueue[nn.Module]] = {}
         self._lock = threading.Lock()
@@ -101,7 +107,8 @@ class Explainer:
         module = self._replica(served)
         try:
             labels = None if label is None else torch.tensor([label], dtype=torch.long)
-            (explanation,) = gradcam(module, image.unsqueeze(0), labels, temperature=served.temperature)
+            with self.slots.held():
+                (explanation,) = gradcam(module, image.unsqueeze(0), labels, temperature=served.temperature)
         finally:
             self._replicas[served.name].put(module)
         png = rgb_png(overlay(image.numpy(), explanation.normalized, scale))
@@ -114,6 +121,6 @@ def get_explainer(request: Request) -> Explainer:
     explainer: Explainer | None = getattr(request.app.state, "explainer", None)
     if explainer is None or explainer.models is not engine.models:
         # No await between the check and the assignment: concurrent first requests make one.
-        explainer = Explainer(engine.models, retry_after_s=engine.retry_after_s)
+        explainer = Explainer(engine.models, retry_after_s=engine.retry_after_s, slots=engine.slots)
         request.app.state.explainer = explainer
     return explainer

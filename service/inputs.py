@@ -190,12 +190,35 @@ def image_error(exc: image_files.ImageDecodeError) -> ServiceError:
     return InvalidInput(str(exc))
 
 
-async def decode_upload(data: bytes, *, max_pixels: int) -> torch.Tensor:
-    """An uploaded image file -> (28, 28) uint8 grayscale tensor, or the 4xx error that says what is wrong."""
+async def decode_upload(data: bytes, *, max_pixels: int, decoders: anyio.CapacityLimiter | None = None) -> torch.Tensor:
+    """An uploaded image file -> (28, 28) uint8 grayscale tensor, or the 4xx error that says what is wrong.
+
+    A large image is decoded in a worker thread, at most ``decoders`` at once (anyio's default limiter when None).
+    """
     try:
         img = image_files.open_image(data, max_pixels=max_pixels)
         if img.width * img.height <= INLINE_PIXELS and len(data) <= INLINE_BYTES:
             return image_files.decode_pixels(img)
-        return await anyio.to_thread.run_sync(image_files.decode_pixels, img)
+        return await anyio.to_thread.run_sync(image_files.decode_pixels, img, limiter=decoders)
     except image_files.ImageDecodeError as exc:
         raise image_error(exc) from None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The form of /classify and /explain, read and decoded."""
+
+    image: torch.Tensor  # (28, 28) uint8
+    label: int | None
+    model: str | None  # None: the default model
+
+
+async def read_upload(
+    request: Request, query_model: str | None, *, max_pixels: int, decoders: anyio.CapacityLimiter | None = None
+) -> Upload:
+    """Read, check and decode the upload form. Its bytes are not kept: a request waiting for a model holds
+    the decoded 28x28 image only."""
+    form = await read_classify_form(request)
+    label = parse_label(form.label)
+    image = await decode_upload(form.image, max_pixels=max_pixels, decoders=decoders)
+    return Upload(image, label, pick_model(query_model, form.model))

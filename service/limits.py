@@ -13,6 +13,13 @@ near 1 s with it, and grows with the number of clients (2.6 s, and rising) witho
 Upload. A declared Content-Length over the limit is refused before a byte of the
 body is read; a body sent without one (chunked) is counted as it arrives, and
 reading stops as soon as it passes the limit.
+
+Upload memory. The count of admitted requests does not bound their bytes: 576
+admitted uploads of a legal 64 MiB each would be 36 GiB. So each request with a
+body holds its declared Content-Length (a chunked one: the upload limit) from the
+upload budget (FGAN_UPLOAD_MEMORY_BYTES) until it is answered; a request that would
+pass the budget gets 503 + Retry-After at once. service.resources checks at
+startup that the budget fits the memory the service is given.
 """
 
 from __future__ import annotations
@@ -41,17 +48,21 @@ def too_large_message(limit: int) -> str:
 
 
 class RequestLimitsMiddleware:
-    """503 beyond the admission limit, 400 for a bad Content-Length, 413 for bodies over ``max_bytes``.
+    """503 beyond the admission limit or the upload budget, 400 for a bad Content-Length, 413 for bodies over
+    ``max_bytes``.
 
     Admission needs the app's state (``in_flight``, counted by RequestMiddleware, which runs
     outside this one; ``settings``, ``engine``, ``metrics``); without it (a bare ASGI app, as in
-    unit tests) only the body limit applies. Refusals are counted in
-    ``fgan_engine_rejected_total{model="server", reason="in_flight_limit"}``.
+    unit tests) only the body limit and the upload budget apply. Refusals are counted in
+    ``fgan_engine_rejected_total{model="server", reason="in_flight_limit" | "upload_memory"}``.
+    ``upload_memory``: the bytes of bodies held at once (None: no such bound).
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, upload_memory: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_memory = upload_memory
+        self.held = 0  # bytes held by the requests in progress (all on the one event loop: no lock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,6 +76,7 @@ class RequestLimitsMiddleware:
             return
 
         declared = {value.strip() for key, value in scope.get("headers", ()) if key == b"content-length"}
+        length: int | None = None
         if declared:
             # Plain digits only (int() would also take "+5", "1_000" or "٣"), and one value if sent twice.
             value = declared.pop()
@@ -72,12 +84,26 @@ class RequestLimitsMiddleware:
                 detail = "invalid Content-Length header; send one decimal byte count"
                 await _answer(scope, receive, send, 400, "bad_request", detail, {"Connection": "close"})
                 return
-            if int(value) > self.max_bytes:
+            length = int(value)
+            if length > self.max_bytes:
                 # Connection: close, since the unread body would otherwise be parsed as the next request.
                 detail = too_large_message(self.max_bytes)
                 await _answer(scope, receive, send, 413, PayloadTooLarge.code, detail, {"Connection": "close"})
                 return
 
+        chunked = any(key == b"transfer-encoding" for key, _ in scope.get("headers", ()))
+        reserve = length if length is not None else (self.max_bytes if chunked else 0)
+        if reserve and self.upload_memory is not None and self.held + reserve > self.upload_memory:
+            state = getattr(scope.get("app"), "state", None)
+            if getattr(state, "metrics", None) is not None:
+                state.metrics.rejected("server", "upload_memory")
+            retry = str(getattr(getattr(state, "settings", None), "retry_after_s", 1))
+            detail = (
+                f"the server holds {self.held} bytes of uploads in progress, its limit is {self.upload_memory} "
+                "(FGAN_UPLOAD_MEMORY_BYTES); retry shortly"
+            )
+            await _answer(scope, receive, send, 503, Overloaded.code, detail, {"Retry-After": retry})
+            return
         received = 0
 
         async def counting_receive() -> Message:
@@ -89,7 +115,11 @@ class RequestLimitsMiddleware:
                     raise PayloadTooLarge(too_large_message(self.max_bytes), headers={"Connection": "close"})
             return message
 
-        await self.app(scope, counting_receive, send)
+        self.held += reserve
+        try:
+            await self.app(scope, counting_receive, send)
+        finally:
+            self.held -= reserve
 
     @staticmethod
     def _admitted(scope: Scope) -> bool:

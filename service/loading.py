@@ -9,8 +9,6 @@ project's format (see models/checkpoint.py).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,46 +92,13 @@ def resolve_device(spec: str) -> torch.device:
 def configure_torch(threads: int) -> None:
     """Set torch's CPU thread pools deliberately instead of torch's guess.
 
-    Intra-op threads: one per CPU this process may use (the batcher runs one forward pass at a
-    time, so they are not oversubscribed). Inter-op: 1, since the models have no parallel branches.
-    Also sets glibc's allocator up for batch-sized buffers (``keep_freed_memory``).
+    Intra-op threads: ``threads`` for each forward pass (service.resources plans how many, and how many
+    passes run at once). Inter-op: 1, since the models have no parallel branches.
     """
     torch.set_num_threads(threads)
     # It can be set only once per process, before any inter-op work (tests build many apps).
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
-    keep_freed_memory()
-
-
-# glibc's mallopt parameters (malloc.h) and the values set here.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 * 2**20  # the maximum mallopt(3) documents on 64-bit; above any buffer of a batch of 64
-TRIM_THRESHOLD = 256 * 2**20
-
-
-def keep_freed_memory() -> bool:
-    """Have glibc's malloc reuse the batch-sized buffers of a forward pass instead of remapping them.
-
-    PyTorch's CPU tensors come from malloc, and glibc serves blocks above its mmap threshold (128 KiB
-    at first, raised only as far as the largest block freed so far) with fresh mmap calls, returned to
-    the kernel on free. A generator batch of 32 has feature maps of 3.2 MB: every forward pass then
-    maps, page-faults and unmaps a few dozen MB. ``python bench/allocator.py`` (shipped models, one
-    thread, three fresh processes each): the generator 0.51-0.66 ms per image at batch 32 and 0.57-0.71
-    at batch 64 with glibc's defaults, 0.45-0.52 and 0.46-0.47 with this tuning; the detector 0.47-0.56
-    against 0.44-0.48 at batch 64 (bench/results/allocator.json).
-    With a fixed 32 MiB threshold and a high trim threshold the buffers stay in the heap and are
-    reused; the process keeps its peak (warm-up allocates the largest batch first, so it does not grow
-    after). Returns whether it applied: other C libraries (musl) and platforms keep their allocator.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    applied = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-    log.debug("malloc tuned for batch-sized buffers: %s", applied)
-    return applied
 
 
 def freeze_for_serving(module: nn.Module) -> nn.Module:
@@ -186,6 +151,11 @@ def _load(
 def default_classifier_name(weights_dir: Path) -> str:
     """The model /classify uses when a request names none: the detector when the weights hold one."""
     return DETECTOR if (Path(weights_dir) / DETECTOR).exists() else DISCRIMINATOR
+
+
+def classifier_names(weights_dir: Path) -> tuple[str, ...]:
+    """The classifiers a weights directory serves, the default first."""
+    return (DETECTOR, DISCRIMINATOR) if default_classifier_name(weights_dir) == DETECTOR else (DISCRIMINATOR,)
 
 
 def load_models(weights_dir: Path, device: torch.device) -> ModelSet:

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.loading import DETECTOR, DISCRIMINATOR, default_classifier_name
+from service.loading import classifier_names
 from service.schemas import upload_form
 from service.security import document_api_key
 from service.settings import Settings
@@ -22,14 +22,9 @@ from service.settings import Settings
 UPLOAD_PATHS = ("/classify", "/explain")
 
 
-def served_classifiers(settings: Settings) -> tuple[str, ...]:
-    """The classifiers a server with these settings serves, its default first."""
-    return (DETECTOR, DISCRIMINATOR) if default_classifier_name(settings.weights_dir) == DETECTOR else (DISCRIMINATOR,)
-
-
 def build_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    form = upload_form(served_classifiers(settings))
+    form = upload_form(classifier_names(settings.weights_dir))
     for path in UPLOAD_PATHS:
         operation = schema.get("paths", {}).get(path, {}).get("post")
         if operation is not None:

@@ -6,27 +6,18 @@ message that names the variable, instead of misbehaving under load.
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import models
 
 _DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d{1,2})?")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (respects ``taskset`` and container CPU sets)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -45,7 +36,11 @@ class Settings(BaseSettings):
         description="Directory holding generator/, discriminator/ and optionally detector/ checkpoints.",
     )
     torch_threads: int | None = Field(
-        None, ge=1, le=256, description="torch intra-op threads; default: the CPUs this process may use."
+        None,
+        ge=1,
+        le=256,
+        description="torch intra-op threads of each forward pass; default: the CPU budget (affinity and cgroup "
+        "quota) split between the models' batchers. Passes at once: as many as the budget holds.",
     )
 
     # Micro-batching engine.
@@ -69,6 +64,13 @@ class Settings(BaseSettings):
     # Input limits.
     max_upload_bytes: int = Field(
         1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body; beyond it: 413."
+    )
+    upload_memory_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        le=64 * 1024**3,
+        description="Request body bytes the server holds at once (declared Content-Length, or the upload limit "
+        "for a chunked body); beyond: 503 + Retry-After.",
     )
     max_image_pixels: int = Field(
         1024 * 1024,
@@ -111,14 +113,18 @@ class Settings(BaseSettings):
             raise ValueError("the API key must be ASCII (it travels in an HTTP header)")
         return value
 
+    @model_validator(mode="after")
+    def _check_upload_memory(self) -> Settings:
+        if self.upload_memory_bytes < self.max_upload_bytes:
+            raise ValueError(
+                f"FGAN_UPLOAD_MEMORY_BYTES ({self.upload_memory_bytes}) is below FGAN_MAX_UPLOAD_BYTES "
+                f"({self.max_upload_bytes}): an upload of the largest size could never be admitted"
+            )
+        return self
+
     @property
     def batch_timeout_s(self) -> float:
         return self.batch_timeout_ms / 1000.0
-
-    @property
-    def threads(self) -> int:
-        """torch intra-op threads to use."""
-        return self.torch_threads or available_cpus()
 
 
 @lru_cache(maxsize=1)

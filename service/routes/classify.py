@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from service.deps import get_engine, get_settings
-from service.inputs import decode_upload, parse_label, pick_model, read_classify_form
+from service.deps import get_decoders, get_engine, get_settings
+from service.inputs import read_upload
 from service.schemas import UPLOAD_ERRORS, ClassifyResponse, error_responses, upload_form
 
 router = APIRouter(tags=["classify"])
@@ -28,8 +28,6 @@ MODEL_QUERY = Query(
 )
 async def classify(request: Request, model: Annotated[str | None, MODEL_QUERY] = None) -> ClassifyResponse:
     engine, settings = get_engine(request), get_settings(request)
-    form = await read_classify_form(request)
-    label = parse_label(form.label)
-    image = await decode_upload(form.image, max_pixels=settings.max_image_pixels)
-    verdict = await engine.classify(image, label=label, model=pick_model(model, form.model))
+    upload = await read_upload(request, model, max_pixels=settings.max_image_pixels, decoders=get_decoders(request))
+    verdict = await engine.classify(upload.image, label=upload.label, model=upload.model)
     return ClassifyResponse(label=verdict.label, confidence=verdict.confidence)

@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.gradcam import DEFAULT_SCALE, LAYERS
-from service.deps import get_engine, get_settings
+from service.deps import get_decoders, get_engine, get_settings
 from service.explain import get_explainer
-from service.inputs import decode_upload, parse_label, pick_model, read_classify_form
+from service.inputs import read_upload
 from service.routes.classify import MODEL_QUERY
 from service.schemas import UPLOAD_ERRORS, error_responses, upload_form
 
@@ -84,15 +84,12 @@ async def explain(
     ] = "png",
 ) -> Response:
     engine, settings = get_engine(request), get_settings(request)
-    form = await read_classify_form(request)
-    label = parse_label(form.label)
-    image = await decode_upload(form.image, max_pixels=settings.max_image_pixels)
-    name = pick_model(model, form.model)
-    served = engine.resolve_classifier(name)
-    verdict = await engine.classify(image, label=label, model=name)  # also checks that a needed label is there
-    rendered = await get_explainer(request).explain(
-        served, image, None if served.label_use == "ignored" else label, scale
-    )
+    upload = await read_upload(request, model, max_pixels=settings.max_image_pixels, decoders=get_decoders(request))
+    served = engine.resolve_classifier(upload.model)
+    # The verdict exactly as /classify gives it (which also checks that a needed label is there).
+    verdict = await engine.classify(upload.image, label=upload.label, model=upload.model)
+    label = None if served.label_use == "ignored" else upload.label
+    rendered = await get_explainer(request).explain(served, upload.image, label, scale)
     explanation = rendered.explanation
     headers = {
         "X-Verdict": verdict.label,

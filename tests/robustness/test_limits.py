@@ -84,3 +84,76 @@ def test_every_503_carries_retry_after(make_client, monkeypatch: pytest.MonkeyPa
     response = client.get("/generate?label=1")
     assert response.status_code == 503 and response.headers["retry-after"] == "7"
     assert response.json() == {"error": "overloaded", "detail": "busy"}
+
+
+# The upload budget --------------------------------------------------------------------------------------
+
+
+def test_bodies_are_admitted_up_to_the_upload_budget_in_bytes() -> None:
+    """Each request with a body holds its Content-Length (a chunked one: the upload limit) until answered."""
+
+    async def main() -> None:
+        release = anyio.Event()
+        reached: list[str] = []
+        limits: RequestLimitsMiddleware
+
+        async def inner(scope, receive, send) -> None:
+            reached.append(scope["path"])
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        limits = RequestLimitsMiddleware(inner, max_bytes=1000, upload_memory=2500)
+        answers: dict[str, tuple[int, bytes]] = {}
+
+        async def call(name: str, headers: list[tuple[bytes, bytes]], method: str = "POST") -> None:
+            sent: list[dict] = []
+
+            async def receive() -> dict:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict) -> None:
+                sent.append(message)
+
+            scope = {"type": "http", "method": method, "path": f"/{name}", "headers": headers}
+            await limits(scope, receive, send)
+            answers[name] = (sent[0]["status"], dict(sent[0]["headers"]).get(b"retry-after", b""))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(call, "declared", [(b"content-length", b"1000")])
+            group.start_soon(call, "chunked", [(b"transfer-encoding", b"chunked")])  # held as the upload limit
+            await anyio.sleep(0.05)
+            assert limits.held == 2000
+            await call("over", [(b"content-length", b"600")])  # 2600 > 2500: refused at once
+            assert answers["over"] == (503, b"1")
+            group.start_soon(call, "fits", [(b"content-length", b"500")])  # 2500: admitted
+            group.start_soon(call, "no-body", [], "GET")  # holds nothing
+            await anyio.sleep(0.05)
+            assert limits.held == 2500
+            release.set()
+        assert limits.held == 0  # every answered request gave its bytes back
+        assert sorted(reached) == ["/chunked", "/declared", "/fits", "/no-body"]
+        assert {name: status for name, (status, _) in answers.items()} == {
+            "declared": 200,
+            "chunked": 200,
+            "over": 503,
+            "fits": 200,
+            "no-body": 200,
+        }
+
+    anyio.run(main)
+
+
+def test_the_upload_budget_refusal_says_what_is_held(make_client) -> None:
+    client = make_client(max_upload_bytes=4096, upload_memory_bytes=4096)
+    limits = client.app.middleware_stack
+    while not isinstance(limits, RequestLimitsMiddleware):
+        limits = limits.app
+    limits.held = 4000  # as if a large upload were in progress
+    response = client.post("/classify", files={"image": ("x.png", b"x" * 200, "image/png")}, data={"label": "1"})
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert "FGAN_UPLOAD_MEMORY_BYTES" in response.json()["detail"] and "4000 bytes" in response.json()["detail"]
+    rejected = metric_total(client.get("/metrics").text, "fgan_engine_rejected_total", reason="upload_memory")
+    assert rejected == 1
+    assert client.get("/generate?label=1").status_code == 200  # a request without a body is not held back
+    limits.held = 0

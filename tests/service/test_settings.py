@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,7 @@ from pydantic import ValidationError
 
 import models
 from service.__main__ import load_settings, main, parse_args
-from service.loading import keep_freed_memory
-from service.settings import Settings, available_cpus
+from service.settings import Settings
 
 
 def test_defaults() -> None:
@@ -22,7 +20,8 @@ def test_defaults() -> None:
     assert settings.max_image_pixels == 1024 * 1024
     assert settings.api_key is None
     assert settings.log_format == "text"
-    assert settings.threads == available_cpus()
+    assert settings.torch_threads is None  # planned at startup from the CPU budget (service.resources)
+    assert settings.upload_memory_bytes == 64 * 1024 * 1024
 
 
 def test_every_setting_reads_its_environment_variable(monkeypatch, tmp_path: Path) -> None:
@@ -38,6 +37,7 @@ def test_every_setting_reads_its_environment_variable(monkeypatch, tmp_path: Pat
         "FGAN_REQUEST_TIMEOUT_S": "4",
         "FGAN_RETRY_AFTER_S": "2",
         "FGAN_MAX_UPLOAD_BYTES": "2048",
+        "FGAN_UPLOAD_MEMORY_BYTES": "4096",
         "FGAN_MAX_IMAGE_PIXELS": "4096",
         "FGAN_API_KEY": "k3y-value",
         "FGAN_LOG_LEVEL": "DEBUG",
@@ -47,7 +47,8 @@ def test_every_setting_reads_its_environment_variable(monkeypatch, tmp_path: Pat
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     s = Settings()
-    assert (s.host, s.port, s.device, s.weights_dir, s.threads) == ("0.0.0.0", 9000, "cpu", tmp_path, 3)
+    assert (s.host, s.port, s.device, s.weights_dir, s.torch_threads) == ("0.0.0.0", 9000, "cpu", tmp_path, 3)
+    assert s.upload_memory_bytes == 4096
     assert (s.max_batch_size, s.batch_timeout_s, s.queue_limit) == (16, 0.0025, 10)
     assert (s.request_timeout_s, s.retry_after_s, s.max_upload_bytes, s.max_image_pixels) == (4, 2, 2048, 4096)
     assert s.api_key is not None and s.api_key.get_secret_value() == "k3y-value"
@@ -95,7 +96,10 @@ def test_main_exits_2_with_a_message_naming_the_variable(monkeypatch, capsys) ->
     assert "greater than or equal to 1" in err
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_malloc_keeps_batch_sized_buffers_on_glibc() -> None:
-    # glibc took both thresholds (mallopt answers 1 for each; 0 would leave its defaults in place).
-    assert keep_freed_memory() is True
+def test_an_upload_budget_below_the_upload_limit_is_refused_naming_both(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("FGAN_MAX_UPLOAD_BYTES", str(2 * 2**20))
+    monkeypatch.setenv("FGAN_UPLOAD_MEMORY_BYTES", str(2**20))
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("invalid settings") == 1
+    assert "FGAN_UPLOAD_MEMORY_BYTES (1048576) is below FGAN_MAX_UPLOAD_BYTES (2097152)" in err
