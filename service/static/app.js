@@ -105,30 +105,109 @@ async function loadLabels() {
   fillSelect($("check-class"), [["", "unknown"], ...classes], true);
 }
 
+// The models panel: a few headline figures in words, the rest behind a "details" toggle.
+
+const percent = (x, digits = 1) => `${(x * 100).toFixed(digits)}%`;
+const count = (x) => Number(x).toLocaleString("en");
+const isNumber = (x) => typeof x === "number" && Number.isFinite(x);
+
 function formatValue(value) {
-  if (typeof value === "number") {
-    if (Number.isInteger(value)) return value.toLocaleString("en");
+  if (isNumber(value)) {
+    if (Number.isInteger(value)) return count(value);
     return Math.abs(value) >= 1000 || Math.abs(value) < 0.001 ? value.toExponential(3) : String(+value.toPrecision(4));
   }
   if (value === null || value === undefined) return "–";
-  if (typeof value === "object") return JSON.stringify(value);
+  if (Array.isArray(value) && value.every((v) => typeof v !== "object" || v === null)) return value.join(", ");
   return String(value);
 }
 
+function duration(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  const minutes = Math.round(seconds / 60);
+  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+function parametersText(n) {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(2)} million` : n >= 1e4 ? `${(n / 1e3).toFixed(0)} thousand` : count(n);
+}
+
+// The figures of a checkpoint's evaluation: metrics.evaluation when recorded there, else the metrics themselves.
+function evaluationOf(model) {
+  const metrics = model.metrics || {};
+  return metrics.evaluation && typeof metrics.evaluation === "object" ? metrics.evaluation : metrics;
+}
+
+// The detector's accuracy after JPEG on the generator it was trained against, when its training measured it.
+function afterJpeg(model) {
+  for (const [source, result] of Object.entries((model.metrics || {}).test || {})) {
+    if (!source.startsWith("seen:")) continue;
+    for (const [name, figures] of Object.entries(result || {})) {
+      const quality = /^jpeg(\d+)$/.exec(name);
+      const labelled = figures && (figures.labelled || figures);
+      if (quality && labelled && isNumber(labelled.accuracy)) return [quality[1], labelled.accuracy];
+    }
+  }
+  return null;
+}
+
+function headlines(model) {
+  const ev = evaluationOf(model);
+  const rows = [];
+  if (isNumber(ev.fid)) {
+    const floor = isNumber(ev.fid_train_vs_test) ? ` (real images against other real ones: ${ev.fid_train_vs_test.toFixed(2)})` : "";
+    rows.push(["Image quality", `FID ${ev.fid.toFixed(1)}, lower is better${floor}`]);
+  }
+  if (isNumber(ev.gan_test)) rows.push(["Recognisable", `${percent(ev.gan_test)} of its images are recognised as the class asked for`]);
+  if (isNumber(ev.gan_train)) rows.push(["Variety", `a classifier trained only on its images gets ${percent(ev.gan_train)} of real ones right`]);
+  if (isNumber(ev.precision) && isNumber(ev.recall)) {
+    rows.push(["Precision, recall", `${percent(ev.precision, 0)} of its images look like real ones; it covers ${percent(ev.recall, 0)} of the real variety`]);
+  }
+  if (isNumber(ev.accuracy)) {
+    const sizes = isNumber(ev.n_real) && isNumber(ev.n_fake) ? ` of ${count(ev.n_real)} real and ${count(ev.n_fake)} generated images` : "";
+    const split = isNumber(ev.accuracy_real) && isNumber(ev.accuracy_fake) ? ` (real ${percent(ev.accuracy_real)}, generated ${percent(ev.accuracy_fake)})` : "";
+    rows.push(["Accuracy", `${percent(ev.accuracy, 2)} right${sizes}${split}`]);
+  }
+  const jpeg = afterJpeg(model);
+  if (jpeg) rows.push([`After JPEG (quality ${jpeg[0]})`, `${percent(jpeg[1])} right`]);
+  // Four decimals, or as many as it takes not to round a near-perfect score up to 1.
+  if (isNumber(ev.roc_auc)) rows.push(["ROC AUC", ev.roc_auc < 0.9999 ? ev.roc_auc.toFixed(4) : String(+ev.roc_auc.toPrecision(6))]);
+  if (isNumber(ev.ece)) rows.push(["Calibration", `its confidence is off by ${percent(ev.ece, 2)} on average`]);
+  const t = model.training || {};
+  const trained = [];
+  if (isNumber(t.epochs)) trained.push(`${count(t.epochs)} epochs`);
+  if (isNumber(t.steps)) trained.push(`${count(t.steps)} steps${isNumber(t.batch_size) ? ` of ${count(t.batch_size)} images` : ""}`);
+  if (t.dataset) trained.push(`on ${t.dataset}`);
+  if (isNumber(t.seconds)) trained.push(`in ${duration(t.seconds)}`);
+  if (trained.length) rows.push(["Training", trained.join(", ")]);
+  return rows;
+}
+
+// Nested facts as rows: {"a": {"b": 1}} -> ["a › b", 1].
+function flatten(facts, prefix = "") {
+  const rows = [];
+  for (const [key, value] of Object.entries(facts || {})) {
+    const name = prefix ? `${prefix} › ${key}` : key;
+    const nested = value && typeof value === "object" && !(Array.isArray(value) && value.every((v) => typeof v !== "object" || v === null));
+    if (nested) rows.push(...flatten(value, name));
+    else rows.push([name, value]);
+  }
+  return rows;
+}
+
 function factsTable(caption, facts) {
-  const entries = Object.entries(facts || {});
+  const rows = flatten(facts);
   const table = document.createElement("table");
   const cap = document.createElement("caption");
   cap.textContent = caption;
   table.append(cap);
-  if (!entries.length) {
+  if (!rows.length) {
     const row = table.insertRow();
     const cell = row.insertCell();
     cell.textContent = "none recorded";
     cell.colSpan = 2;
     return table;
   }
-  for (const [key, value] of entries) {
+  for (const [key, value] of rows) {
     const row = table.insertRow();
     const name = document.createElement("th");
     name.scope = "row";
@@ -147,9 +226,22 @@ function modelCard(model, isDefault) {
   const summary = document.createElement("p");
   const label = { required: "needs the class", optional: "class optional", ignored: "ignores the class" }[model.label];
   summary.textContent =
-    `${model.class_name}, ${model.parameters.toLocaleString("en")} parameters, ${label}` +
+    `${model.class_name}, ${parametersText(model.parameters)} parameters, ${label}` +
     (model.temperature ? `, temperature ${formatValue(model.temperature)}` : "");
-  card.append(title, summary, factsTable("Figures", model.metrics), factsTable("Training", model.training));
+  const figures = document.createElement("dl");
+  figures.className = "headlines";
+  for (const [name, text] of headlines(model)) {
+    const term = document.createElement("dt");
+    term.textContent = name;
+    const value = document.createElement("dd");
+    value.textContent = text;
+    figures.append(term, value);
+  }
+  const details = document.createElement("details");
+  const toggle = document.createElement("summary");
+  toggle.textContent = "Details: every recorded figure and training fact";
+  details.append(toggle, factsTable("Figures", model.metrics), factsTable("Training", model.training));
+  card.append(title, summary, figures, details);
   return card;
 }
 

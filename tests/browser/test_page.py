@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
+import models
 from bench import local_service
-from tests.service.support import PROCESS_ENV, make_detector, png_bytes, sample_pixels, write_weights
+from tests.service.support import PROCESS_ENV, make_detector, make_generator, png_bytes, sample_pixels, write_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -86,11 +87,55 @@ def call(url: str, path: str, *, form: dict[str, tuple[str, bytes] | str] | None
         return json.loads(response.read())
 
 
+# What the shipped checkpoints record, in their shapes: a generator's evaluation, and a detector's evaluation
+# beside its test figures for every generator it was measured on (11 sources x 2 conditions x 2 label modes),
+# which the page once printed in full, 12,700 pixels tall.
+GENERATOR_METRICS = {
+    "evaluation": {
+        "seed": 0,
+        "samples_per_class": 1000,
+        "fid": 62.112569525213075,
+        "fid_train_vs_test": 0.9545689581107126,
+        "gan_test": 0.978,
+        "gan_train": 0.7779,
+        "precision": 0.8566,
+        "recall": 0.541,
+    }
+}
+GENERATOR_TRAINING = {"dataset": "fashion-mnist", "epochs": 14, "steps": 13118, "batch_size": 64, "seed": 0}
+FIGURES = {"accuracy": 0.99825, "accuracy_real": 0.9965, "accuracy_fake": 1.0, "roc_auc": 0.99999125, "ece": 0.00145}
+DETECTOR_METRICS = {
+    "temperature": 2.0,
+    "ece_before": 0.0014043818632882349,
+    "test": {
+        f"{kind}:runs/gan-{i}/generator": {
+            condition: {"labelled": {**FIGURES, "n_real": 2000}, "unlabelled": {**FIGURES, "n_real": 2000}}
+            for condition in ("clean", "jpeg75")
+        }
+        for i, kind in enumerate(["seen"] * 6 + ["unseen"] * 5)
+    },
+    "evaluation": {
+        "seed": 0,
+        "accuracy": 0.9984,
+        "accuracy_real": 0.9976,
+        "accuracy_fake": 0.9992,
+        "roc_auc": 0.9999924,
+        "ece": 0.0011141721947460087,
+        "n_real": 5000,
+        "n_fake": 5000,
+    },
+}
+DETECTOR_TRAINING = {"dataset": "fashion-mnist", "steps": 8000, "batch_size": 128, "seconds": 4968.3}
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Tiny models, with a calibrated detector (the default judge) beside the discriminator."""
+    """Tiny models, with a calibrated detector (the default judge) beside the discriminator, recording figures
+    as the shipped ones do."""
     root = tmp_path_factory.mktemp("browser")
-    weights = write_weights(root / "weights", detector=make_detector(), detector_metrics={"temperature": 2.0})
+    weights = write_weights(root / "weights")
+    models.save_model(make_generator(), weights / "generator", training=GENERATOR_TRAINING, metrics=GENERATOR_METRICS)
+    models.save_model(make_detector(), weights / "detector", training=DETECTOR_TRAINING, metrics=DETECTOR_METRICS)
     with running_service(weights, root / "service.log") as url:
         yield url
 
@@ -243,6 +288,43 @@ def test_generate_check_and_errors_in_the_page(service: str, page) -> None:
     page.get_by_role("button", name="Generate", exact=True).click()
     expect(page.locator("#generate-error")).to_contain_text("'n'")
     expect(page.locator("#generate-error")).to_contain_text("1 to 100")
+
+
+def test_the_models_panel_gives_headline_figures_in_words_and_the_rest_on_demand(service: str, page) -> None:
+    page.goto(service + "/")
+    cards = page.locator("#model-cards .card")
+    expect(cards).to_have_count(3)
+    generator = cards.filter(has=page.get_by_role("heading", name="generator", exact=True))
+    detector = cards.filter(has=page.get_by_role("heading", name="detector (default for checks)", exact=True))
+    expect(generator.locator(".headlines")).to_contain_text("FID 62.1, lower is better")
+    expect(generator.locator(".headlines")).to_contain_text("97.8% of its images are recognised as the class asked")
+    expect(generator.locator(".headlines")).to_contain_text("86% of its images look like real ones; it covers 54%")
+    expect(generator.locator(".headlines")).to_contain_text("14 epochs, 13,118 steps of 64 images, on fashion-mnist")
+    expect(detector.locator(".headlines")).to_contain_text(
+        "99.84% right of 5,000 real and 5,000 generated images (real 99.8%, generated 99.9%)"
+    )
+    expect(detector.locator(".headlines")).to_contain_text("After JPEG (quality 75)")
+    expect(detector.locator(".headlines")).to_contain_text("its confidence is off by 0.11% on average")
+    expect(detector.locator(".headlines")).to_contain_text("0.999992")  # not rounded up to 1
+    expect(detector.locator(".headlines")).to_contain_text("8,000 steps of 128 images, on fashion-mnist, in 1 h 23 min")
+
+    # No raw JSON and no unrounded numbers; the rest waits behind a closed toggle.
+    shown = page.locator("#models").inner_text()
+    assert "{" not in shown and "62.1125" not in shown and "0.99999125" not in shown, shown
+    assert cards.locator("details").evaluate_all("all => all.map(d => d.open)") == [False, False, False]
+    assert "samples_per_class" not in shown
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height < 2500, f"the page is {height} px tall"
+    screenshot(page, "page-models.png")
+
+    # Opened, a card lists every figure, nested ones by their path, numbers rounded.
+    generator.locator("summary").click()
+    table = generator.locator("details table").first
+    expect(table).to_contain_text("evaluation › samples_per_class")
+    expect(table).to_contain_text("1,000")
+    expect(table).to_contain_text("62.11")
+    detector.locator("summary").click()
+    expect(detector.locator("details")).to_contain_text("test › unseen:runs/gan-10/generator › jpeg75 › unlabelled")
 
 
 def test_api_docs_render_without_the_internet(service: str, page) -> None:
