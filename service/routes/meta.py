@@ -59,8 +59,10 @@ async def info(
             "queue_limit": settings.queue_limit,
             "request_timeout_s": settings.request_timeout_s,
             "max_upload_bytes": settings.max_upload_bytes,
+            "upload_memory_bytes": settings.upload_memory_bytes,
             "max_image_pixels": settings.max_image_pixels,
             "torch_threads": torch.get_num_threads(),
+            "forward_passes_at_once": engine.slots.passes,
             "api_key_required": settings.api_key is not None,
         },
         versions={

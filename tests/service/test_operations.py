@@ -148,6 +148,8 @@ def test_info_reports_models_device_and_versions(client) -> None:
     assert by_name["discriminator"]["label"] == "required"
     assert info["settings"]["max_upload_bytes"] == 1024 * 1024
     assert info["settings"]["torch_threads"] == 1
+    assert info["settings"]["upload_memory_bytes"] == 64 * 2**20
+    assert info["settings"]["forward_passes_at_once"] >= 1
     assert {"python", "torch", "fastapi"} <= set(info["versions"])
 
 
