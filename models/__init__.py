@@ -15,6 +15,7 @@ from models.checkpoint import (
     registered,
     save_model,
     update_metrics,
+    weights_version,
 )
 from models.classifier import Classifier, ClassifierConfig
 from models.detector import DETECTORS, Detector, DetectorConfig, DetectorEnsemble, DetectorEnsembleConfig
@@ -56,4 +57,5 @@ __all__ = [
     "save_model",
     "to_float",
     "update_metrics",
+    "weights_version",
 ]

@@ -8,6 +8,7 @@ weights file holds tensors only: nothing here unpickles anything.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -47,6 +48,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def weights_version(directory: str | os.PathLike, length: int = 12) -> str:
+    """A short name for a checkpoint's weights: the first ``length`` hex digits of the SHA-256 of its
+    model.safetensors. Two checkpoints with the same weights have the same version, whatever their config."""
+    digest = hashlib.sha256()
+    with open(Path(directory) / WEIGHTS_NAME, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]
 
 
 def save_model(

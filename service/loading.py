@@ -40,6 +40,12 @@ class ServedModel:
     directory: Path
     checkpoint: dict[str, Any]  # the parsed config.json
     temperature: float | None = None  # logits are divided by it (a calibrated detector's)
+    version: str = ""  # models.weights_version: a short hash of the weights, named in answers and /info
+
+    @property
+    def tag(self) -> str:
+        """``name@version``: which model, and which weights of it, gave an answer (the X-Model header)."""
+        return f"{self.name}@{self.version}"
 
     @property
     def conditional(self) -> bool:
@@ -135,13 +141,19 @@ def _load(
         if not isinstance(checkpoint.get(section, {}), dict):
             raise models.CheckpointError(f"{directory / 'config.json'}: '{section}' must be a JSON object")
     served = ServedModel(
-        name, freeze_for_serving(module), directory, checkpoint, models.read_temperature(checkpoint, directory)
+        name,
+        freeze_for_serving(module),
+        directory,
+        checkpoint,
+        models.read_temperature(checkpoint, directory),
+        models.weights_version(directory),
     )
     log.info(
-        "loaded %s: %s from %s (%d parameters, %s)",
+        "loaded %s: %s from %s (version %s, %d parameters, %s)",
         name,
         type(module).__name__,
         directory,
+        served.version,
         served.parameters,
         "conditional" if served.conditional else "unconditional",
     )

@@ -129,6 +129,7 @@ class LabelsResponse(BaseModel):
 class ModelInfo(BaseModel):
     name: str = Field(description="generator, discriminator or detector.")
     class_name: str
+    version: str = Field(description="The first 12 hex digits of the SHA-256 of its weights (as in X-Model).")
     parameters: int
     label: Literal["required", "optional", "ignored"] = Field(description="How the model uses the class label.")
     temperature: float | None = Field(description="Logits are divided by it before the sigmoid, when set.")

@@ -44,6 +44,7 @@ async def info(
             ModelInfo(
                 name=m.name,
                 class_name=type(m.module).__name__,
+                version=m.version,
                 parameters=m.parameters,
                 label=m.label_use,
                 temperature=m.temperature,

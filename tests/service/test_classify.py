@@ -314,3 +314,22 @@ def test_unconditional_discriminator_needs_no_label(make_client, tmp_path) -> No
     response = classify(make_client(weights), png_bytes(PIXELS))
     assert response.status_code == 200
     assert response.json() == expected_verdict(expected_p_real(make_discriminator(num_classes=0), PIXELS, None))
+
+
+def test_every_verdict_names_the_model_and_the_weights_that_gave_it(detector_client) -> None:
+    import hashlib
+
+    info = {m["name"]: m for m in detector_client.get("/info").json()["models"]}
+    weights = detector_client.app.state.settings.weights_dir
+    for model in ("detector", "discriminator"):
+        fields = {"label": "4", "model": model}
+        response = classify(detector_client, png_bytes(PIXELS), **fields)
+        assert response.status_code == 200
+        name, _, version = response.headers["X-Model"].partition("@")
+        assert name == model and version == info[model]["version"] and len(version) == 12
+        data = (weights / model / "model.safetensors").read_bytes()
+        assert version == hashlib.sha256(data).hexdigest()[:12]
+    assert info["detector"]["version"] != info["discriminator"]["version"]
+    # The schema says so too.
+    schema = detector_client.get("/openapi.json").json()["paths"]["/classify"]["post"]["responses"]["200"]
+    assert "X-Model" in schema["headers"]
