@@ -4,7 +4,8 @@
 - The real data set is for tests marked ``realdata`` only: they skip, with the reason, where it is absent,
   and every other test sees neither Debian's folder nor a download cache nor the network download.
 - ``--allowed-skips FILE``: the run fails when a test skips for a reason that no line of FILE matches
-  (``.ci/run`` passes ``.ci/allowed-skips``).
+  (``.ci/run`` passes ``.ci/allowed-skips``). pytest reads the option from this file only when the command
+  names tests/ or a path below it: ``pytest tests --allowed-skips FILE``.
 """
 
 from __future__ import annotations

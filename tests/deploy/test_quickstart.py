@@ -55,7 +55,7 @@ def test_ci_runs_the_readme_install_with_the_system_python():
     assert pip[-2:] == ["-e", "."]
     text = CI.read_text()
     assert "python=/usr/bin/python3" in text and 'PATH="$(dirname "$python"):$PATH"' in text
-    assert "python -m pytest --allowed-skips .ci/allowed-skips" in text
+    assert "python -m pytest tests --allowed-skips .ci/allowed-skips" in text
 
 
 @pytest.mark.slow
