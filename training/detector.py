@@ -43,7 +43,7 @@ from training.calibration import calibrate
 from training.data import Split, load_split
 from training.device import resolve_device
 from training.evaluation import balanced_draw, stream_seed
-from training.fakes import UNKNOWN, FakeMix, open_source
+from training.fakes import UNKNOWN, BankSource, FakeMix, open_source
 from training.loop import code_version
 from training.metrics.detection import detection_figures_from_logits
 from training.transforms import SUITE, AugmentOptions, random_augment
@@ -279,7 +279,10 @@ def test_figures(
     real = draw_test_reals(samples, seed, "detector-test-real", dataset, data_dir)
     fakes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     unseen = [open_source(p, device) for p in holdout_generators]
-    for kind, group in (("seen", seen.sources), ("unseen", unseen)):
+    # A training bank's images are images the detector trained on: they measure memory, not detection. Its
+    # family is measured on a test bank (--holdout-generator, or the robustness report); generators give fresh fakes.
+    fresh = [s for s in seen.sources if not isinstance(s, BankSource)]
+    for kind, group in (("seen", fresh), ("unseen", unseen)):
         for source in group:
             # A fake carries the label it was generated for: the same labels as the reals.
             fakes[f"{kind}:{source.path}"] = source.for_labels(

@@ -160,3 +160,16 @@ def test_holdout_families_trains_one_detector_per_family_and_judges_it_on_that_f
     assert (out / "holdout.md").read_text().startswith("| held-out family | clean acc / TPR@1% |")
     with pytest.raises(SystemExit):
         main([*args[:-4], "--transforms", "nonsense"])
+
+
+def test_a_detector_run_measures_banks_on_test_banks_never_on_the_images_it_trained_on(
+    tmp_path, bank, generators, tiny_data
+):
+    test_bank = write_bank(tmp_path / "test.npz", np.full((40, 28, 28), 30, np.uint8), np.arange(40) % 10)
+    run = tmp_path / "run"
+    args = ["train-detector", "--out", str(run), "--generator", str(generators[0]), "--bank", bank]
+    args += ["--holdout-generator", test_bank, "--steps", "2", "--batch-size", "8", "--val-size", "20"]
+    args += ["--test-samples", "20", "--eval-every", "2", "--channels", "4", "--no-progress"]
+    assert main(args) == 0
+    test = json.loads((run / "detector" / "config.json").read_text())["metrics"]["test"]
+    assert set(test) == {f"seen:{generators[0]}", f"unseen:{test_bank}"}

@@ -7,7 +7,10 @@ Each target is a list of steps, each one an ordinary ``python -m training`` comm
 - ``gan``: the generator and the discriminator, ``OUT/gan-aux/generator`` and ``OUT/gan-aux/discriminator``.
 - ``detector``: the GAN above, the other generators the detector trains against or is tested on (early
   snapshots of runs with other seeds, some of which fail on purpose), then the detector in four runs, each one
-  fine-tuning the one before; the last is ``OUT/detector-stage4/detector``.
+  fine-tuning the one before; then the zoo of other generator families (``zoo train``, one instance each, and
+  its fake banks) and a fifth run against the GAN and the zoo with the transformation suite; the last is
+  ``OUT/detector-stage5/detector``. The first four runs were trained with upload augmentations (JPEG, PNG,
+  shifts) that the suite has since replaced; a rebuild runs them with the suite.
 - ``all``: the three.
 
 ``--dry-run`` prints the commands instead of running them. The steps run one after the other in this process;
@@ -45,6 +48,8 @@ SMOKE = {
         "--feature-dim": "8",
     },
     "train": {"--limit": "32", "--batch-size": "32", "--channels": "4", "--z-dim": "8"},
+    "zoo train": {"--steps": "2", "--limit": "100", "--batch-size": "16"},
+    "zoo sample": {"--n": "40"},
     "train-detector": {
         "--steps": "4",
         "--warmup-steps": "1",
@@ -71,8 +76,19 @@ class Step:
         return self.argv[0]
 
     @property
+    def smoke_key(self) -> str:
+        """The key of its smoke-size options: the command, with its subcommand for ``zoo``."""
+        return " ".join(self.argv[:2]) if self.command == "zoo" else self.command
+
+    @property
+    def done(self) -> bool:
+        """Its product is there: a checkpoint directory with its config, or a file (a fake bank)."""
+        return (self.product / "config.json").exists() or (self.product.suffix == ".npz" and self.product.is_file())
+
+    @property
     def run_dir(self) -> Path:
-        return Path(self.argv[self.argv.index("--out") + 1])
+        out = Path(self.argv[self.argv.index("--out") + 1])
+        return out.parent if out.suffix == ".npz" else out
 
 
 def gan(out: Path, name: str, *options: str, epochs: int) -> Step:
@@ -84,6 +100,29 @@ def gan(out: Path, name: str, *options: str, epochs: int) -> Step:
 def detector(out: Path, name: str, *options: str) -> Step:
     """A ``train-detector`` run OUT/NAME; it ends with NAME/detector."""
     return Step(("train-detector", "--out", str(out / name), *options), out / name / "detector")
+
+
+# The zoo instances the fifth detector run trains against: family -> steps of its recorded run (the default
+# recipe stops at a 9-minute budget; a rebuild trains the same number of steps, however long they take).
+ZOO_STEPS = {"cvae": 369, "ae-launder": 968, "upsample-gan": 1200, "ddpm": 365}
+ZOO_BANK = {"train": (10000, 1000), "test": (2000, 1001)}  # split -> (images, seed)
+
+
+STAGE5_STEPS = "700"
+
+
+def zoo_steps(out: Path) -> list[Step]:
+    """Each family's seed-0 instance (``OUT/zoo/FAMILY-s0/model``), then its train and test fake banks."""
+    steps = []
+    for family, n_steps in ZOO_STEPS.items():
+        run = out / "zoo" / f"{family}-s0"
+        argv = ("zoo", "train", "--family", family, "--out", str(run), "--seed", "0", "--steps", str(n_steps))
+        steps.append(Step((*argv, "--minutes", "10000"), run / "model"))
+        for split, (n, seed) in ZOO_BANK.items():
+            bank = run / f"bank-{split}.npz"
+            argv = ("zoo", "sample", "--model", str(run / "model"), "--n", str(n), "--out", str(bank))
+            steps.append(Step((*argv, "--seed", str(seed), "--split", split), bank))
+    return steps
 
 
 def repeat(flag: str, *values: str | Path) -> tuple[str, ...]:
@@ -139,7 +178,7 @@ def detector_steps(out: Path) -> list[Step]:
         detector(
             out,
             "detector-stage1",
-            *("--steps", "12000", "--eval-every", "2000", "--jpeg-p", "0.8", "--channels", "48"),
+            *("--steps", "12000", "--eval-every", "2000", "--channels", "48"),
             *repeat("--generator", g / "generator", *snapshots),
             *holdouts_1,
         ),
@@ -148,7 +187,7 @@ def detector_steps(out: Path) -> list[Step]:
             out,
             "detector-stage2",
             *("--init", str(out / "detector-stage1/detector"), "--steps", "14000", "--lr", "3e-4"),
-            *("--eval-every", "2000", "--jpeg-p", "0.8"),
+            *("--eval-every", "2000"),
             *repeat("--generator", g / "generator", g / "generator", *snapshots),
             *holdouts_1,
         ),
@@ -157,7 +196,7 @@ def detector_steps(out: Path) -> list[Step]:
             out,
             "detector-stage3",
             *("--init", str(out / "detector-stage2/detector"), "--steps", "12500", "--lr", "3e-4"),
-            *("--eval-every", "1000", "--jpeg-p", "0.8"),
+            *("--eval-every", "1000"),
             *repeat("--generator", g / "generator", g / "generator", g / "generator", *snapshots),
             *holdouts_1,
         ),
@@ -170,9 +209,20 @@ def detector_steps(out: Path) -> list[Step]:
             out,
             "detector-stage4",
             *("--init", str(out / "detector-stage3/detector"), "--mirror-p", "0.5", "--steps", "8000"),
-            *("--warmup-steps", "400", "--lr", "3e-4", "--eval-every", "500", "--jpeg-p", "0.8", "--stream-seed", "17"),
+            *("--warmup-steps", "400", "--lr", "3e-4", "--eval-every", "500", "--stream-seed", "17"),
             *repeat("--generator", *[g / "generator"] * 5, *early),
             *holdouts_4,
+        ),
+        *zoo_steps(out),
+        # The transformation suite on real and fake alike, against the GAN (two shares) and the zoo's families.
+        detector(
+            out,
+            "detector-stage5",
+            *("--init", str(out / "detector-stage4/detector"), "--mirror-p", "0.5", "--steps", STAGE5_STEPS),
+            *("--batch-size", "64", "--warmup-steps", "100", "--lr", "3e-4", "--eval-every", "200"),
+            *("--stream-seed", "51", "--test-samples", "1000"),
+            *repeat("--generator", g / "generator", g / "generator"),
+            *repeat("--bank", *(out / "zoo" / f"{f}-s0" / "bank-train.npz" for f in ZOO_STEPS)),
         ),
     ]
 
@@ -204,10 +254,11 @@ def with_options(argv: tuple[str, ...], options: dict[str, str]) -> tuple[str, .
 
 def finalize(step: Step, args: argparse.Namespace) -> tuple[str, ...]:
     """The step's words as this rebuild runs them: smoke-sized, with the data, device and progress options."""
-    argv = with_options(step.argv, SMOKE[step.command]) if args.smoke else step.argv
+    argv = with_options(step.argv, SMOKE[step.smoke_key]) if args.smoke else step.argv
     extra = {"--data-dir": args.data_dir, "--device": args.device}
     argv = with_options(argv, {flag: value for flag, value in extra.items() if value})
-    return (*argv, "--no-progress") if args.no_progress else argv
+    quiet = args.no_progress and step.smoke_key != "zoo sample"  # sampling a bank shows no progress bar
+    return (*argv, "--no-progress") if quiet else argv
 
 
 def recorded_epochs(product: Path) -> int | None:
@@ -229,9 +280,9 @@ def plan(step: Step, args: argparse.Namespace) -> tuple[str, ...] | None:
             words = ("train", "--resume", str(step.run_dir), "--epochs", str(step.epochs))
             words = with_options(words, {"--device": args.device} if args.device else {})
             return (*words, "--no-progress") if args.no_progress else words
-    elif (step.product / "config.json").exists():
+    elif step.done:
         return None
-    if step.run_dir.exists() and step.run_dir != step.product:
+    if step.run_dir.exists() and step.run_dir != step.product and step.product.suffix != ".npz":
         raise ValueError(f"{step.run_dir} holds an unfinished run that cannot be resumed; remove it to train it again")
     return finalize(step, args)
 
@@ -243,7 +294,7 @@ def shipped(target: str, out: str | Path) -> dict[str, Path]:
         "classifier": out / "classifier",
         "generator": out / "gan-aux/generator",
         "discriminator": out / "gan-aux/discriminator",
-        "detector": out / "detector-stage4/detector",
+        "detector": out / "detector-stage5/detector",
     }
     names = {"classifier": ["classifier"], "gan": ["generator", "discriminator"], "all": list(products)}
     return {name: products[name] for name in names.get(target, ["generator", "discriminator", "detector"])}
