@@ -17,7 +17,7 @@ MODEL_HEADER = "X-Model"
 MODEL_HEADER_DOC = {
     MODEL_HEADER: {
         "description": "The model that judged, and its weights: NAME@VERSION, VERSION being the first 12 hex "
-        "digits of the SHA-256 of its model.safetensors (as /info lists), e.g. detector@3f2a9c1b0d4e.",
+        "digits of the SHA-256 of its weights file (as /info lists), e.g. detector@3f2a9c1b0d4e.",
         "schema": {"type": "string", "pattern": "^[a-z]+@[0-9a-f]{12}$"},
     }
 }

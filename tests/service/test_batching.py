@@ -94,9 +94,9 @@ async def test_batches_are_capped_at_max_batch_size_rows() -> None:
 async def test_a_lone_request_waits_at_most_max_wait() -> None:
     batcher = make(Recorder(), max_wait_s=0.05)
     try:
-        started = time.monotonic()
-        assert await batcher.submit(1) == 2
-        assert time.monotonic() - started < 1.0
+        # A hang guard, not a latency bound: a lone request must not wait for a batch that never fills.
+        with anyio.fail_after(30):
+            assert await batcher.submit(1) == 2
     finally:
         batcher.close(5)
 
@@ -203,9 +203,8 @@ async def test_close_drains_queued_work_then_refuses() -> None:
             group.start_soon(one, i)
         while batcher.depth < 5:
             await anyio.sleep(0.005)
-        started = time.monotonic()
-        assert await anyio.to_thread.run_sync(batcher.close, 5.0)
-        assert time.monotonic() - started < 2.0
+        # Drained, not timed out: close() says whether every request was answered within its 60 s.
+        assert await anyio.to_thread.run_sync(batcher.close, 60.0)
     assert sorted(results) == [0, 2, 4, 6, 8]
     with pytest.raises(BatcherClosed):
         await batcher.submit(1)
@@ -220,11 +219,10 @@ def test_limits_are_validated() -> None:
 
 async def test_a_lone_request_runs_at_once_when_nobody_else_is_coming() -> None:
     arrivals = {"pending": 0}
-    batcher = make(Recorder(), max_wait_s=2.0, pending_arrivals=lambda: arrivals["pending"])
+    batcher = make(Recorder(), max_wait_s=300.0, pending_arrivals=lambda: arrivals["pending"])
     try:
-        started = time.monotonic()
-        assert await batcher.submit(1) == 2
-        assert time.monotonic() - started < 1.0  # did not wait out the 2 s window
+        with anyio.fail_after(60):  # did not wait out the 300 s window, however busy the machine
+            assert await batcher.submit(1) == 2
         # While others are on their way, it waits for them (here: until the deadline).
         arrivals["pending"] = 3
         batcher.max_wait_s = 0.3

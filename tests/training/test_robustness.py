@@ -19,7 +19,12 @@ from training.zoo.common import load_bank
 
 
 def write_bank(path, images: np.ndarray, labels: np.ndarray, family: str = "toy") -> str:
-    np.savez_compressed(path, images=images, labels=labels.astype(np.int64), meta=np.array(json.dumps({"family": family, "count": len(images)})))
+    np.savez_compressed(
+        path,
+        images=images,
+        labels=labels.astype(np.int64),
+        meta=np.array(json.dumps({"family": family, "count": len(images)})),
+    )
     return str(path)
 
 
