@@ -187,11 +187,6 @@ def detection_figures(real_logits: torch.Tensor, fake_logits: torch.Tensor, temp
     return detection_figures_from_logits(logits, targets, temperature=temperature).to_json()
 
 
-def jpeg_all(images: torch.Tensor, quality: int = EVAL_JPEG_QUALITY) -> torch.Tensor:
-    """Every uint8 (N, 28, 28) image through the suite's grayscale JPEG round trip at ``quality``."""
-    return SUITE[f"jpeg{quality}"](images)
-
-
 def evaluate_detector(
     detector: nn.Module,
     real: torch.Tensor,
@@ -210,7 +205,8 @@ def evaluate_detector(
     (the GAN's conditional discriminator) is judged labelled only, on conditional generators only.
     """
     label_modes = ("labelled",) if needs_label else ("labelled", "unlabelled")
-    versions = {"clean": real, f"jpeg{EVAL_JPEG_QUALITY}": jpeg_all(real)}
+    jpeg = SUITE[f"jpeg{EVAL_JPEG_QUALITY}"]
+    versions = {"clean": real, jpeg.name: jpeg(real)}
     real_logits = {
         (v, mode): predict_logits(detector, images, real_labels if mode == "labelled" else None, device)
         for v, images in versions.items()
@@ -222,7 +218,7 @@ def evaluate_detector(
         modes = tuple(m for m in label_modes if m == "unlabelled" or (conditional and detector.conditional))
         if not modes:
             continue  # a model that needs labels cannot judge an unconditional generator's fakes
-        fake_versions = {"clean": images, f"jpeg{EVAL_JPEG_QUALITY}": jpeg_all(images)}
+        fake_versions = {"clean": images, jpeg.name: jpeg(images)}
         report[name] = {
             v: {
                 mode: detection_figures(

@@ -16,8 +16,7 @@ from typing import Any
 
 import torch
 
-from models import Detector, load_model, read_temperature
-from training.detector import DetectorOptions, draw_test_reals, predict_logits, train_detector
+from training.detector import DetectorOptions, draw_test_reals, train_detector
 from training.device import resolve_device
 from training.evaluation import stream_seed
 from training.fakes import open_source
@@ -73,8 +72,7 @@ def leave_one_out(
         )
         if not (run / "detector" / "config.json").exists():  # a finished run is kept: the command resumes
             train_detector(opts)
-        model = load_model(run / "detector", expected=Detector, device=device)
-        judge = Judge(f"without-{f}", model, read_temperature(model.checkpoint, run / "detector", default=1.0))
+        judge = Judge.load(run / "detector", device, name=f"without-{f}")
         source = open_source(test_sources[f], device)
         fakes = {f: source.for_labels(real.labels, stream_seed(base.seed, f"holdout-fakes:{f}"))}
         report = robustness_report(
@@ -84,7 +82,6 @@ def leave_one_out(
             [ALL[t] for t in transforms],
             seed=base.seed,
             device=device,
-            predict=predict_logits,
         )
         results[f] = {
             "trained_on": splits[f],

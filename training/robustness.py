@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from models import DETECTORS, load_model, read_temperature
+from training.detector import predict_logits
 from training.evaluation import stream_seed
 from training.metrics.detection import detection_figures_from_logits, tpr_at_fpr
 from training.transforms import HEAVY, HELD_OUT, Transform
@@ -43,6 +45,13 @@ class Judge:
     model: nn.Module
     temperature: float
     labelled: bool = True
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device, *, name: str | None = None, labelled: bool = True) -> Judge:
+        """A detector checkpoint, with the temperature it records (1 when it has none)."""
+        model = load_model(path, expected=DETECTORS, device=device)
+        temperature = read_temperature(model.checkpoint, path, default=1.0)
+        return cls(name or str(path), model, temperature, labelled)
 
 
 def _figures(real_logits: torch.Tensor, fake_logits: torch.Tensor, temperature: float) -> dict[str, float]:
@@ -67,12 +76,10 @@ def robustness_report(
     *,
     seed: int,
     device: torch.device,
-    predict: Any,
 ) -> dict[str, Any]:
     """Figures of each judge on the reals against each source's fakes, under each transformation.
 
-    ``real`` and each source are (uint8 (N, 28, 28) images, labels (N,)); ``predict(model, images, labels,
-    device)`` returns raw logits (the detector module's ``predict_logits``). Returns
+    ``real`` and each source are (uint8 (N, 28, 28) images, labels (N,)). Returns
     ``{judge: {transform: {"real": accuracy_real, "sources": {source: figures}}}}`` plus the facts.
     """
     real_images, real_labels = real
@@ -85,10 +92,10 @@ def robustness_report(
             for name, (images, _) in sources.items()
         }
         for j in judges:
-            real_logits = predict(j.model, real_t, real_labels if j.labelled else None, device)
+            real_logits = predict_logits(j.model, real_t, real_labels if j.labelled else None, device)
             row: dict[str, Any] = {"sources": {}}
             for name, (_, labels) in sources.items():
-                fake_logits = predict(j.model, fakes_t[name], labels if j.labelled else None, device)
+                fake_logits = predict_logits(j.model, fakes_t[name], labels if j.labelled else None, device)
                 row["sources"][name] = _figures(real_logits, fake_logits, j.temperature)
             row["accuracy_real"] = next(iter(row["sources"].values()))["accuracy_real"] if sources else None
             out[j.name][t.name] = row

@@ -11,7 +11,6 @@ from torch import nn
 
 from models import Detector, DetectorConfig, save_model
 from training.cli import main
-from training.detector import predict_logits
 from training.fakes import BankError, BankSource, FakeMix
 from training.robustness import Judge, headline, markdown, robustness_report
 from training.transforms import HELD_OUT, SUITE
@@ -90,9 +89,7 @@ def test_the_report_has_a_row_per_transformation_and_exact_figures_for_a_known_j
     fakes = {"toy": BankSource(bank).for_labels(real_labels, seed=0)}
     transforms = [SUITE["clean"], SUITE["jpeg75"], HELD_OUT["gamma0.8"]]
     judge = Judge("toy", Brightness(), temperature=1.0)
-    report = robustness_report(
-        [judge], (reals, real_labels), fakes, transforms, seed=0, device=torch.device("cpu"), predict=predict_logits
-    )
+    report = robustness_report([judge], (reals, real_labels), fakes, transforms, seed=0, device=torch.device("cpu"))
     rows = report["figures"]["toy"]
     assert list(rows) == ["clean", "jpeg75", "gamma0.8"]
     assert report["transforms"]["gamma0.8"]["held_out"] and not report["transforms"]["clean"]["held_out"]

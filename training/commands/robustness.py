@@ -6,9 +6,9 @@ import argparse
 import logging
 import time
 
-from models import DETECTORS, CheckpointError, load_model, read_temperature, update_metrics
+from models import CheckpointError, update_metrics
 from training.data import DATASETS, DataError
-from training.detector import draw_test_reals, predict_logits
+from training.detector import draw_test_reals
 from training.device import resolve_device
 from training.evaluation import stream_seed
 from training.fakes import BankError, open_source
@@ -61,13 +61,12 @@ def pick_transforms(names: list[str]) -> list:
     return [ALL[n] for n in wanted]
 
 
-def source_names(sources: list) -> list[str]:
-    """Each source's family, numbered when a family appears more than once."""
-    names, seen = [], {}
+def zip_names(sources):
+    """(name, source) pairs: each source's family, numbered when a family appears more than once."""
+    seen: dict[str, int] = {}
     for s in sources:
         seen[s.family] = seen.get(s.family, 0) + 1
-        names.append(s.family if seen[s.family] == 1 else f"{s.family}#{seen[s.family]}")
-    return names
+        yield (s.family if seen[s.family] == 1 else f"{s.family}#{seen[s.family]}"), s
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,16 +78,12 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("give at least one --generator DIR or --bank NPZ to draw fakes from")
         transforms = pick_transforms(args.transforms)
         device = resolve_device(args.device)
-        judges = []
-        for path in args.detector:
-            model = load_model(path, expected=DETECTORS, device=device)
-            temperature = read_temperature(model.checkpoint, path, default=1.0)
-            judges.append(Judge(path, model, temperature, labelled=not args.unlabelled))
+        judges = [Judge.load(path, device, labelled=not args.unlabelled) for path in args.detector]
         real = draw_test_reals(args.samples, args.seed, "robustness-real", args.dataset, args.data_dir)
-        sources = [open_source(p, device) for p in [*args.generator, *args.bank]]
+        sources = dict(zip_names(open_source(p, device) for p in [*args.generator, *args.bank]))
         fakes = {
             name: s.for_labels(real.labels, stream_seed(args.seed, f"robustness-fakes:{s.path}"))
-            for name, s in zip(source_names(sources), sources, strict=True)
+            for name, s in sources.items()
         }
         report = robustness_report(
             judges,
@@ -97,9 +92,8 @@ def run(args: argparse.Namespace) -> int:
             transforms,
             seed=args.seed,
             device=device,
-            predict=predict_logits,
         )
-        report["paths"] = {name: s.path for name, s in zip(source_names(sources), sources, strict=True)}
+        report["paths"] = {name: s.path for name, s in sources.items()}
         report["seconds"] = time.perf_counter() - started
         json_path, md_path = write_report(report, args.out)
         if args.record:
