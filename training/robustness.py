@@ -13,7 +13,9 @@ transformation and source:
   that cannot tell should say so with a confidence near 0.5 rather than be confidently wrong.
 
 The report is a JSON document and a Markdown table (``write_report``); ``headline`` keeps the few figures that
-the model card and the service's ``/info`` carry.
+the model card and the service's ``/info`` carry; ``tradeoff`` sums each detector up in one row (clean, the
+ordinary transformations that the targets cover, the held-out kinds, the heavy ones), so that detectors trained
+with other settings can be set side by side.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ from training.metrics.detection import detection_figures_from_logits, tpr_at_fpr
 from training.transforms import HEAVY, HELD_OUT, Transform
 
 FPR = 0.01
+
+# The single transformations that the detector's targets cover (JPEG down to 50, blur up to sigma 0.5,
+# sharpening, the 28 -> 56 -> 28 round trips, noise sigma 2, shifts, brightness and contrast), and the targets.
+ORDINARY = (
+    "jpeg95", "jpeg75", "jpeg50", "blur0.3", "blur0.5", "pillow-blur0.3", "sharpen", "resize56-bilinear",
+    "resize56-bicubic", "noise2", "shift1", "brightness+10", "brightness-10", "contrast+10", "contrast-10",
+)  # fmt: skip
+REAL_TARGET, FAKE_TARGET, HEAVY_ECE_TARGET = 0.97, 0.95, 0.05
 
 
 @dataclass
@@ -129,14 +139,90 @@ def headline(report: Mapping[str, Any], judge: str) -> dict[str, dict[str, float
     return rows
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
+def tradeoff(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """One row per judge, over the transformations the report holds:
+
+    - ``clean_real`` and ``clean_fake_min`` (the weakest source), ``clean_ece_max``;
+    - over ``ORDINARY``: the lowest share of reals called real and of fakes called fake (any source), each
+      with where it falls, and how many of those transformations meet both targets for every source;
+    - ``held_out_accuracy``: balanced accuracy averaged over the held-out kinds and the sources;
+    - ``heavy_ece_max``: the highest ECE under a heavy transformation.
+    Figures a report does not hold (a transformation not measured) are None.
+    """
+    transforms = report["transforms"]
+    rows = {}
+    for judge, figures in report["figures"].items():
+        head = headline(report, judge)
+        ordinary = [t for t in ORDINARY if t in figures]
+        held = [t for t in figures if transforms[t]["held_out"]]
+        heavy = [t for t in figures if transforms[t]["heavy"]]
+        worst_fake = min(
+            ((f["accuracy_fake"], t, s) for t in ordinary for s, f in figures[t]["sources"].items()), default=None
+        )
+        worst_real = min(((head[t]["real_called_real"], t) for t in ordinary), default=None)
+        rows[judge] = {
+            "clean_real": head["clean"]["real_called_real"] if "clean" in head else None,
+            "clean_fake_min": head["clean"]["fake_called_fake_min"] if "clean" in head else None,
+            "clean_ece_max": head["clean"]["ece_max"] if "clean" in head else None,
+            "ordinary_real_min": worst_real and {"value": worst_real[0], "transform": worst_real[1]},
+            "ordinary_fake_min": worst_fake
+            and {"value": worst_fake[0], "transform": worst_fake[1], "source": worst_fake[2]},
+            "ordinary_met": sum(
+                head[t]["real_called_real"] >= REAL_TARGET and head[t]["fake_called_fake_min"] >= FAKE_TARGET
+                for t in ordinary
+            ),
+            "ordinary_n": len(ordinary),
+            "held_out_accuracy": float(
+                np.mean([f["accuracy"] for t in held for f in figures[t]["sources"].values()])
+            )
+            if held
+            else None,
+            "heavy_ece_max": max((head[t]["ece_max"] for t in heavy), default=None),
+        }
+    return rows
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def _ece(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def tradeoff_markdown(report: Mapping[str, Any]) -> str:
+    """``tradeoff`` as a table, a row per judge."""
+    lines = [
+        "| detector | clean: real | clean: fakes (weakest source) | ordinary: real, lowest | ordinary: fakes, lowest "
+        "| ordinary transformations meeting both targets | held-out kinds: balanced accuracy | heavy: ECE max "
+        "| clean: ECE max |",
+        "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for judge, r in tradeoff(report).items():
+        real, fake = r["ordinary_real_min"], r["ordinary_fake_min"]
+        lines.append(
+            f"| {judge} | {_pct(r['clean_real'])} | {_pct(r['clean_fake_min'])} "
+            f"| {_pct(real and real['value'])} ({real['transform'] if real else '—'}) "
+            f"| {_pct(fake and fake['value'])} ({fake['transform'] + ', ' + fake['source'] if fake else '—'}) "
+            f"| {r['ordinary_met']} of {r['ordinary_n']} | {_pct(r['held_out_accuracy'])} "
+            f"| {_ece(r['heavy_ece_max'])} | {_ece(r['clean_ece_max'])} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def markdown(report: Mapping[str, Any]) -> str:
     """One table per judge: a row per transformation; reals called real, then fakes called fake per source,
     then the worst source's ROC AUC, TPR at 1% FPR and ECE."""
     lines = []
+    if len(report["figures"]) > 1:
+        lines += [
+            "### Side by side",
+            "",
+            f"Ordinary transformations: those of {', '.join(ORDINARY)} that were measured; targets: real called "
+            f"real >= {REAL_TARGET:.0%}, fakes called fake >= {FAKE_TARGET:.0%} for every source.",
+            "",
+            tradeoff_markdown(report),
+        ]
     sources = report["sources"]
     for judge, rows in report["figures"].items():
         facts = report["judges"][judge]

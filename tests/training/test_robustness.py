@@ -12,17 +12,17 @@ from torch import nn
 from models import Detector, DetectorConfig, save_model
 from training.cli import main
 from training.fakes import BankError, BankSource, FakeMix
-from training.robustness import Judge, headline, markdown, robustness_report
+from training.robustness import Judge, headline, markdown, robustness_report, tradeoff
 from training.transforms import HELD_OUT, SUITE
 from training.zoo.common import load_bank
 
 
-def write_bank(path, images: np.ndarray, labels: np.ndarray, family: str = "toy") -> str:
+def write_bank(path, images: np.ndarray, labels: np.ndarray, family: str = "toy", **meta) -> str:
     np.savez_compressed(
         path,
         images=images,
         labels=labels.astype(np.int64),
-        meta=np.array(json.dumps({"family": family, "count": len(images)})),
+        meta=np.array(json.dumps({"family": family, "count": len(images), **meta})),
     )
     return str(path)
 
@@ -55,6 +55,15 @@ def test_a_bank_is_read_checked_and_sampled(bank, tmp_path):
     assert torch.equal(source.for_labels(wanted, seed=1)[0], fakes)  # seeded
     with pytest.raises(BankError, match="too few images of class 3"):
         source.for_labels(torch.full((5,), 3), seed=0)
+
+
+def test_a_bank_describes_the_zoo_model_and_the_draw_it_came_from(tmp_path):
+    images = np.zeros((10, 28, 28), dtype=np.uint8)
+    path = write_bank(tmp_path / "b.npz", images, np.arange(10), model_seed=1, model_steps=3000, seed=1011, split="test")
+    assert BankSource(path).describe() == {
+        "path": path, "family": "toy", "conditional": True, "images": 10,
+        "model_seed": 1, "model_steps": 3000, "bank_seed": 1011, "bank_split": "test",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -175,3 +184,44 @@ def test_a_detector_run_measures_banks_on_test_banks_never_on_the_images_it_trai
     assert main(args) == 0
     test = json.loads((run / "detector" / "config.json").read_text())["metrics"]["test"]
     assert set(test) == {f"seen:{generators[0]}", f"unseen:{test_bank}"}
+
+
+def _row(real: float, fakes: dict[str, float], ece: float = 0.01) -> dict:
+    sources = {s: {"accuracy_real": real, "accuracy_fake": f, "accuracy": (real + f) / 2, "roc_auc": 0.99,
+                   "tpr_at_1fpr": 0.9, "ece": ece} for s, f in fakes.items()}  # fmt: skip
+    return {"accuracy_real": real, "sources": sources}
+
+
+def test_the_tradeoff_row_sums_a_judge_up_over_clean_ordinary_held_out_and_heavy_transformations():
+    kinds = {"clean": (False, False), "jpeg75": (False, False), "blur0.5": (False, False),
+             "gamma0.8": (False, True), "jpeg30": (True, False)}  # fmt: skip
+    report = {
+        "transforms": {t: {"heavy": h, "held_out": o} for t, (h, o) in kinds.items()},
+        "figures": {
+            "a": {
+                "clean": _row(0.995, {"gan": 0.99, "vae": 0.98}, ece=0.02),
+                "jpeg75": _row(0.98, {"gan": 0.96, "vae": 0.97}),
+                "blur0.5": _row(0.90, {"gan": 0.99, "vae": 0.94}),
+                "gamma0.8": _row(0.96, {"gan": 0.90, "vae": 0.80}),
+                "jpeg30": _row(0.60, {"gan": 0.70, "vae": 0.70}, ece=0.30),
+            },
+            "b": {"clean": _row(1.0, {"gan": 1.0, "vae": 1.0}), "sharpen": _row(0.97, {"gan": 0.95, "vae": 0.95})},
+        },
+    }
+    report["transforms"]["sharpen"] = {"heavy": False, "held_out": False}
+    rows = tradeoff(report)
+    a, b = rows["a"], rows["b"]
+    assert (a["clean_real"], a["clean_fake_min"], a["clean_ece_max"]) == (0.995, 0.98, 0.02)
+    assert a["ordinary_real_min"] == {"value": 0.90, "transform": "blur0.5"}
+    assert a["ordinary_fake_min"] == {"value": 0.94, "transform": "blur0.5", "source": "vae"}
+    assert (a["ordinary_met"], a["ordinary_n"]) == (1, 2)  # jpeg75 meets both targets; blur0.5 neither
+    assert a["held_out_accuracy"] == pytest.approx(((0.96 + 0.90) / 2 + (0.96 + 0.80) / 2) / 2)
+    assert a["heavy_ece_max"] == 0.30
+    assert (b["ordinary_met"], b["ordinary_n"]) == (1, 1)  # exactly at both targets counts as met
+    assert b["held_out_accuracy"] is None and b["heavy_ece_max"] is None  # not measured: not invented
+    report.update(sources=["gan", "vae"], n_real=10, n_fake={"gan": 10, "vae": 10},
+                  judges={j: {"labelled": True, "temperature": 1.0} for j in ("a", "b")})  # fmt: skip
+    table = markdown(report)
+    assert table.startswith("### Side by side")
+    assert "| a | 99.5 | 98.0 | 90.0 (blur0.5) | 94.0 (blur0.5, vae) | 1 of 2 | 90.5 | 0.300 | 0.020 |" in table
+    assert "| b | 100.0 | 100.0 | 97.0 (sharpen) | 95.0 (sharpen, gan) | 1 of 1 | — | — | 0.010 |" in table
