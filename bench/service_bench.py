@@ -9,11 +9,13 @@ The servers run side by side, each pinned to the same CPU core (``taskset``):
   FGAN_DIRECT_GENERATE=false, so every GET /generate goes through FastAPI's routing and validation.
 
 A load generator pinned to another core (Debian's ``hey`` when installed, else an asyncio + httpx
-client in this process) drives GET /generate and POST /classify at each concurrency, one variant
-after the other for each point (so slow drift on a shared machine hits all alike). Each
+client in this process) drives GET /generate, POST /classify and POST /classify/batch (``classify-batch``:
+--batch-images images a request; not the plain handler, which has no such route) at each concurrency,
+one variant after the other for each point (so slow drift on a shared machine hits all alike). Each
 point has a short warm-up, then a timed run. The script prints a table and writes JSON with
-requests/s, p50, p99 and errors per point, plus the ratios the service is held to at concurrency
-32: /generate >= 2.5x and /classify >= 1.5x the plain handler's requests/s, with p99 no worse.
+requests/s, images/s, p50, p99 and errors per point, plus the ratios the service is held to at
+concurrency 32: /generate >= 2.5x and /classify >= 1.5x the plain handler's requests/s, with p99 no
+worse; and /classify/batch at concurrency 8 >= 2x the images/s of single /classify at 32, on the engine.
 
 Models: the checkpoints in --weights (the shipped ones by default when present), else networks
 of the shipped sizes (default GeneratorConfig/DiscriminatorConfig) with fixed random weights:
@@ -23,6 +25,8 @@ speed does not depend on what the weights have learned.
     python bench/service_bench.py --duration 2 --concurrency 1 32   # a quick look
     python bench/service_bench.py --endpoints generate --variants engine fastapi-route plain --concurrency 32 \
         --out bench/results/direct_route.json      # what the direct /generate path saves
+    python bench/service_bench.py --endpoints classify classify-batch --variants engine --concurrency 8 32 \
+        --out bench/results/classify_batch.json    # single /classify against /classify/batch, side by side
 """
 
 from __future__ import annotations
@@ -56,8 +60,12 @@ from service.loading import default_classifier_name  # noqa: E402
 
 VARIANTS = ("engine", "no-batching", "plain", "fastapi-route")
 DEFAULT_VARIANTS = VARIANTS[:3]
-ENDPOINTS = ("generate", "classify")
+ENDPOINTS = ("generate", "classify", "classify-batch")
+DEFAULT_ENDPOINTS = ENDPOINTS[:2]
 TARGETS = {"generate": 2.5, "classify": 1.5}  # requests/s over the plain handler's, at concurrency 32
+# Images/s of /classify/batch at concurrency BATCH_CONCURRENCY over single /classify's at 32 (the engine's).
+BATCH_TARGET, BATCH_CONCURRENCY = 2.0, 8
+PATHS = {"classify": "/classify", "classify-batch": "/classify/batch"}
 
 
 @dataclass
@@ -67,6 +75,7 @@ class Point:
     concurrency: int
     requests: int
     rps: float
+    images_per_s: float  # rps x images a request (/classify/batch: --batch-images; /generate: 1)
     p50_ms: float
     p99_ms: float
     errors: int
@@ -100,18 +109,22 @@ def start_server(variant: str, weights: Path, cpu: int, log_dir: Path) -> LocalS
 # Requests --------------------------------------------------------------------------------------
 
 
-def classify_body() -> tuple[bytes, str]:
-    """A multipart body with a 28x28 PNG and label 8, as curl -F would send it."""
+def classify_body(images: int = 1) -> tuple[bytes, str]:
+    """A multipart body with ``images`` 28x28 PNGs (different ones) and label 8 for each, as curl -F would send it."""
     rng = np.random.default_rng(0)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, size=(28, 28), dtype=np.uint8)).save(buffer, format="PNG")
     boundary = uuid.uuid4().hex
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode()
-    body += buffer.getvalue()
-    body += f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="label"\r\n\r\n8\r\n--{boundary}--\r\n'.encode()
+    body = b""
+    for _ in range(images):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, size=(28, 28), dtype=np.uint8)).save(buffer, format="PNG")
+        body += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        body += buffer.getvalue() + b"\r\n"
+    for _ in range(images):
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="label"\r\n\r\n8\r\n'.encode()
+    body += f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -132,8 +145,8 @@ def run_hey(
     url: str, endpoint: str, concurrency: int, duration: float, cpu: int, body: Path, ctype: str
 ) -> tuple[int, float, float, float, int]:
     command = ["taskset", "-c", str(cpu), "hey", "-z", f"{duration}s", "-c", str(concurrency), "-t", "30"]
-    if endpoint == "classify":
-        command += ["-m", "POST", "-D", str(body), "-T", ctype, f"{url}/classify"]
+    if endpoint in PATHS:
+        command += ["-m", "POST", "-D", str(body), "-T", ctype, f"{url}{PATHS[endpoint]}"]
     else:
         command += [generate_url(url)]
     text = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120).stdout
@@ -169,9 +182,9 @@ def run_python(
                 while time.monotonic() < stop_at:
                     started = time.perf_counter()
                     try:
-                        if endpoint == "classify":
+                        if endpoint in PATHS:
                             response = await client.post(
-                                f"{url}/classify", content=body, headers={"content-type": ctype}
+                                f"{url}{PATHS[endpoint]}", content=body, headers={"content-type": ctype}
                             )
                         else:
                             response = await client.get(generate_url(url))
@@ -248,7 +261,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", type=Path, help="checkpoint directory (default: shipped, else shipped sizes)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
-    parser.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
+    parser.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(DEFAULT_ENDPOINTS))
+    parser.add_argument("--batch-images", type=int, default=32, help="images per /classify/batch request")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(DEFAULT_VARIANTS))
     parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per point")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each point")
@@ -274,9 +288,9 @@ def main() -> int:
         else:
             weights = make_weights(work / "weights")
             weights_note = "shipped sizes (default GeneratorConfig/DiscriminatorConfig), fixed random weights"
-    body, ctype = classify_body()
-    body_file = work / "classify.body"
-    body_file.write_bytes(body)
+    bodies = {"classify": classify_body(), "classify-batch": classify_body(args.batch_images)}
+    for endpoint, (body, _) in bodies.items():
+        (work / f"{endpoint}.body").write_bytes(body)
 
     models_alone = model_only(weights, args.server_cpu)
     for name, figures in models_alone.items():
@@ -290,16 +304,28 @@ def main() -> int:
             server.wait_ready()
         print(f"load: {tool} on CPU {args.client_cpu}; servers on CPU {args.server_cpu}; weights: {weights_note}")
         print(
-            f"{'endpoint':9} {'conc':>4} {'variant':13} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-            f"{'cpu ms/req':>10}"
+            f"{'endpoint':14} {'conc':>4} {'variant':13} {'req/s':>8} {'images/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'errors':>6} {'cpu ms/req':>10}"
         )
         for endpoint in args.endpoints:
+            body, ctype = bodies.get(endpoint, (b"", ""))
+            per_request = args.batch_images if endpoint == "classify-batch" else 1
             for concurrency in args.concurrency:
                 for variant in args.variants:
+                    if variant == "plain" and endpoint == "classify-batch":
+                        continue  # the plain handler has no batch route
                     url = servers[variant].url
 
-                    def load(seconds: float, url: str = url, concurrency: int = concurrency, endpoint: str = endpoint):
+                    def load(
+                        seconds: float,
+                        url: str = url,
+                        concurrency: int = concurrency,
+                        endpoint: str = endpoint,
+                        body: bytes = body,
+                        ctype: str = ctype,
+                    ):
                         if tool == "hey":
+                            body_file = work / f"{endpoint}.body"
                             return run_hey(url, endpoint, concurrency, seconds, args.client_cpu, body_file, ctype)
                         return run_python(url, endpoint, concurrency, seconds, body, ctype)
 
@@ -315,6 +341,7 @@ def main() -> int:
                         concurrency,
                         n,
                         round(rps, 1),
+                        round(rps * per_request, 1),
                         round(p50, 2),
                         round(p99, 2),
                         errors,
@@ -322,15 +349,41 @@ def main() -> int:
                     )
                     points.append(point)
                     print(
-                        f"{endpoint:9} {concurrency:>4} {variant:13} {rps:>8.1f} {p50:>8.2f} {p99:>8.2f} {errors:>6} "
-                        f"{cpu_ms:>10.3f}"
+                        f"{endpoint:14} {concurrency:>4} {variant:13} {rps:>8.1f} {rps * per_request:>8.1f} {p50:>8.2f} "
+                        f"{p99:>8.2f} {errors:>6} {cpu_ms:>10.3f}"
                     )
     finally:
         for server in servers.values():
             server.stop()
 
     summary = {}
+    batch = next(
+        (
+            p
+            for p in points
+            if p.variant == "engine" and p.endpoint == "classify-batch" and p.concurrency == BATCH_CONCURRENCY
+        ),
+        None,
+    )
+    single = next(
+        (p for p in points if p.variant == "engine" and p.endpoint == "classify" and p.concurrency == 32), None
+    )
+    if batch is not None and single is not None:
+        ratio = batch.images_per_s / single.images_per_s if single.images_per_s else float("inf")
+        summary["classify-batch"] = {
+            "images_per_s_vs_single_classify": round(ratio, 2),
+            "target": BATCH_TARGET,
+            "batch_images_per_s": batch.images_per_s,
+            "single_images_per_s": single.images_per_s,
+            "meets_target": ratio >= BATCH_TARGET,
+        }
+        print(
+            f"/classify/batch ({args.batch_images} images) at {BATCH_CONCURRENCY}: {ratio:.2f}x the images/s of single "
+            f"/classify at 32 (target {BATCH_TARGET}x)"
+        )
     for endpoint in args.endpoints:
+        if endpoint not in TARGETS:
+            continue
         by_variant = {p.variant: p for p in points if p.endpoint == endpoint and p.concurrency == 32}
         if {"engine", "plain"} <= set(by_variant):
             engine, plain = by_variant["engine"], by_variant["plain"]
@@ -360,6 +413,7 @@ def main() -> int:
             "warmup_s": args.warmup,
             "weights": weights_note,
             "engine_settings": "defaults (FGAN_MAX_BATCH_SIZE=32, FGAN_BATCH_TIMEOUT_MS=4), access log off",
+            "batch_images": args.batch_images,
         },
         "model_only": models_alone,
         "results": [asdict(p) for p in points],

@@ -15,7 +15,7 @@ import models
 from service import resources
 from service.engine import Engine
 from service.errors import install_error_handlers
-from service.limits import RequestLimitsMiddleware
+from service.limits import RequestLimitsMiddleware, batch_too_large_message
 from service.loading import StartupError, classifier_names, configure_torch, load_models, resolve_device
 from service.observability import InFlight, Metrics, RequestMiddleware, StartupErrorMiddleware
 from service.openapi import install_openapi
@@ -32,6 +32,8 @@ Generate Fashion-MNIST images of a chosen class with a conditional GAN, and tell
 
 - `GET /generate?label=3` → a 28×28 PNG (`seed`, `n`, `scale`, `format=json` options).
 - `POST /classify` with a multipart `image` file and a `label` field → `{"label": "real" | "fake", "confidence": c}`.
+- `POST /classify/batch` with up to 64 `image` files (and as many `label` fields, in order, or none) →
+  `{"results": [...]}`, one verdict (as `/classify` gives it) or one `{"error", "detail"}` per image, in order.
 - `POST /explain`, the same form → a PNG of the image with a GradCAM heatmap of what pushed it toward "fake".
 - `GET /` → a web page to generate, classify and explain in a browser.
 
@@ -148,8 +150,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # most GET /generate requests before FastAPI's routing (routes/generate.py says why).
     if settings.direct_generate:
         app.add_middleware(generate.DirectGenerate)
+    batch_bytes = settings.batch_upload_bytes
     app.add_middleware(
-        RequestLimitsMiddleware, max_bytes=settings.max_upload_bytes, upload_memory=settings.upload_memory_bytes
+        RequestLimitsMiddleware,
+        max_bytes=settings.max_upload_bytes,
+        upload_memory=settings.upload_memory_bytes,
+        path_limits={classify.BATCH_PATH: (batch_bytes, batch_too_large_message(batch_bytes))},
     )
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())

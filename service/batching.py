@@ -10,6 +10,10 @@ things it does that a naive batcher does not:
   away) is taken out of the queue, so it costs no inference.
 - An exception in a batch is retried item by item, so one bad request fails
   alone instead of failing everyone it was batched with.
+- A request may bring several payloads at once (``submit_many``: the images of
+  one /classify/batch request). Each is its own item in the queue, so they fill
+  forward passes together with other requests' items; they are admitted all
+  together or not at all, and each gets its own outcome.
 
 Timing uses the monotonic clock. A batch is formed from the oldest waiting
 request: it runs when ``max_batch_size`` rows are waiting, or when the oldest has
@@ -82,6 +86,7 @@ class _Job(Generic[In, Out]):
     rows: int
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Out]
+    owner: object  # the request it belongs to: what ``busy`` counts (a submit_many's items share one)
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -139,7 +144,8 @@ class MicroBatcher(Generic[In, Out]):
         self._loop_seen = 0  # submissions the event loop has caught up with (see _caught_up)
         self._queue: collections.deque[_Job[In, Out]] = collections.deque()
         self._queued_rows = 0
-        self._running = 0  # requests in the batch being predicted now
+        # Requests with an item waiting or being predicted -> how many of their items are (see ``busy``).
+        self._owners: collections.Counter[object] = collections.Counter()
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -171,6 +177,7 @@ class MicroBatcher(Generic[In, Out]):
             abandoned = list(self._queue)
             self._queue.clear()
             self._queued_rows = 0
+            self._release(abandoned)
         for job in abandoned:
             job.loop.call_soon_threadsafe(_resolve, job.future, None, BatcherClosed(f"{self.name} stopped"))
         log.warning("batcher %s: still busy after %ss; %d queued requests dropped", self.name, timeout, len(abandoned))
@@ -187,8 +194,15 @@ class MicroBatcher(Generic[In, Out]):
 
     @property
     def busy(self) -> int:
-        """Requests waiting or being predicted."""
-        return len(self._queue) + self._running
+        """Requests with an item waiting or being predicted (the items of one ``submit_many`` count once)."""
+        return len(self._owners)
+
+    def _release(self, jobs: list[_Job[In, Out]]) -> None:
+        """Count ``jobs`` as no longer waiting or running (called holding the lock)."""
+        for job in jobs:
+            self._owners[job.owner] -= 1
+            if self._owners[job.owner] <= 0:
+                del self._owners[job.owner]
 
     # Submitting ----------------------------------------------------------------------------------
 
@@ -199,16 +213,45 @@ class MicroBatcher(Generic[In, Out]):
         ``predict`` raised for this payload. Cancelling the caller (e.g. a timeout) removes the
         payload from the queue if it has not started running.
         """
+        job = self._enqueue([payload], rows)[0]
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            self._withdraw([job])
+            raise
+
+    async def submit_many(self, payloads: Sequence[In]) -> list[Out | BaseException]:
+        """Queue several one-row payloads of one request together, and wait for all their outcomes.
+
+        Each is its own item: items of other requests may share its forward pass, and an exception
+        ``predict`` raised for one is returned in its place, not raised. All are admitted or none:
+        QueueFull unless the queue has room for every one (an empty queue takes any number), and
+        BatcherClosed when stopping. Cancelling the caller removes the items not yet running.
+        """
+        if not payloads:
+            return []
+        jobs = self._enqueue(payloads, 1)
+        try:
+            await asyncio.wait([job.future for job in jobs])
+        except asyncio.CancelledError:
+            self._withdraw(jobs)
+            raise
+        return [job.future.exception() or job.future.result() for job in jobs]
+
+    def _enqueue(self, payloads: Sequence[In], rows: int) -> list[_Job[In, Out]]:
         loop = asyncio.get_running_loop()
-        job: _Job[In, Out] = _Job(payload, rows, loop, loop.create_future())
+        owner = object()
+        jobs = [_Job(payload, rows, loop, loop.create_future(), owner) for payload in payloads]
         with self._cond:
             if not self.accepting:
                 raise BatcherClosed(f"{self.name} is not accepting requests")
-            if len(self._queue) >= self.queue_limit:
+            waiting = len(self._queue)
+            if waiting and waiting + len(jobs) > self.queue_limit:  # an empty queue takes any number
                 self._observer.rejected(self.name, "queue_full")
                 raise QueueFull(f"{self.name} queue is full ({self.queue_limit} waiting)")
-            self._queue.append(job)
-            self._queued_rows += rows
+            self._queue.extend(jobs)
+            self._queued_rows += rows * len(jobs)
+            self._owners[owner] += len(jobs)
             self._submitted += 1
             ticket = self._submitted
             self._report_depth()
@@ -216,19 +259,23 @@ class MicroBatcher(Generic[In, Out]):
         if self._pending_arrivals is not None:
             # Runs after the callbacks already ready on the loop, e.g. other requests' first steps.
             loop.call_soon(self._caught_up, ticket)
-        try:
-            return await job.future
-        except asyncio.CancelledError:
-            with self._cond:
+        return jobs
+
+    def _withdraw(self, jobs: list[_Job[In, Out]]) -> None:
+        """Take a cancelled request's items out of the queue (those already in a batch run, unanswered)."""
+        with self._cond:
+            removed = []
+            for job in jobs:
                 try:
                     self._queue.remove(job)
                 except ValueError:
-                    pass  # already taken into a batch: its result will be discarded
-                else:
-                    self._queued_rows -= rows
-                    self._observer.rejected(self.name, "cancelled")
-                    self._report_depth()
-            raise
+                    continue  # already taken into a batch: its result will be discarded
+                removed.append(job)
+                self._queued_rows -= job.rows
+            if removed:
+                self._release(removed)
+                self._observer.rejected(self.name, "cancelled")
+                self._report_depth()
 
     def _report_depth(self) -> None:
         """Tell the observer the queue's depth. Called holding the lock, at every change, so that reports
@@ -274,7 +321,6 @@ class MicroBatcher(Generic[In, Out]):
                 batch.append(job)
                 rows += job.rows
             self._queued_rows -= rows
-            self._running = len(batch)
             self._report_depth()
         return batch
 
@@ -299,7 +345,7 @@ class MicroBatcher(Generic[In, Out]):
             outcomes = [(None, exc)] * len(batch)
         finally:
             with self._cond:
-                self._running = 0
+                self._release(batch)
         # Hand results back: one wake-up per event loop, not per request.
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, object, BaseException | None]]] = {}
         for job, (result, error) in zip(batch, outcomes, strict=True):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 import models
+from models import verdicts
 from models.labels import accepted as accepted_labels
 from service.batching import BatcherClosed, BatchObserver, MicroBatcher, QueueFull
 from service.errors import InvalidInput, Overloaded
@@ -67,10 +69,9 @@ class Verdict:
 
 
 def verdict(p_real: float, model: str) -> Verdict:
-    """Decide on the unrounded probability, then round the confidence (so 0.49996 stays "fake")."""
-    if p_real >= 0.5:
-        return Verdict("real", round(p_real, 4), model)
-    return Verdict("fake", round(1.0 - p_real, 4), model)
+    """The verdict as every judge of the project gives it (models.verdicts.decide), naming the model."""
+    decision = verdicts.decide(p_real)
+    return Verdict(decision.label, decision.confidence, model)
 
 
 class Engine:
@@ -186,19 +187,48 @@ class Engine:
 
     async def classify(self, image: torch.Tensor, *, label: int | None, model: str | None) -> Verdict:
         """Tell whether a (28, 28) uint8 image is real or generated."""
+        served = self._judge(model, [label])
+        job = ClassifyJob(image, None if served.label_use == "ignored" else label)
+        return verdict(await self._submit(self._classifiers[served.name], job), served.name)
+
+    async def classify_many(
+        self, images: Sequence[torch.Tensor], *, labels: Sequence[int | None], model: str | None
+    ) -> list[Verdict | Exception]:
+        """Judge several images of one request, each as ``classify`` would alone: each is its own item in the
+        model's queue, so they share forward passes with other requests. All are admitted or none (503);
+        what the model raised for one image is returned in its place."""
+        served = self._judge(model, labels)
+        jobs = [
+            ClassifyJob(image, None if served.label_use == "ignored" else label)
+            for image, label in zip(images, labels, strict=True)
+        ]
+        batcher = self._classifiers[served.name]
+        with self._admission(batcher):
+            outcomes = await batcher.submit_many(jobs)
+        return [
+            outcome if isinstance(outcome, Exception) else verdict(outcome, served.name)  # type: ignore[arg-type]
+            for outcome in outcomes
+        ]
+
+    def _judge(self, model: str | None, labels: Sequence[int | None]) -> ServedModel:
+        """The classifier asked for, checking that it has the labels it needs (422 otherwise)."""
         served = self.resolve_classifier(model)
-        if served.label_use == "required" and label is None:
+        if served.label_use == "required" and any(label is None for label in labels):
             raise InvalidInput(
                 f"the {served.name} needs the image's class: send a 'label' field with {accepted_labels()}"
                 + (" (or use model=detector, which does not)" if DETECTOR in self._classifiers else "")
             )
-        job = ClassifyJob(image, None if served.label_use == "ignored" else label)
-        p_real = await self._submit(self._classifiers[served.name], job)
-        return verdict(p_real, served.name)
+        return served
 
     async def _submit(self, batcher: MicroBatcher[J, R], job: J, rows: int = 1) -> R:
-        try:
+        with self._admission(batcher):
             return await batcher.submit(job, rows)
+
+    @contextmanager
+    def _admission(self, batcher: MicroBatcher) -> Iterator[None]:
+        """A full queue or a stopping batcher, as the 503 + Retry-After the caller answers."""
+        try:
+            yield
         except QueueFull:
             raise Overloaded(
                 f"the {batcher.name} queue is full ({batcher.queue_limit} requests waiting); retry shortly",
@@ -242,19 +272,13 @@ class Engine:
             groups: dict[bool, list[int]] = {}
             for i, job in enumerate(jobs):
                 groups.setdefault(job.label is not None, []).append(i)
-            with torch.inference_mode():
-                for has_label, index in groups.items():
-                    x = models.to_float(torch.stack([jobs[i].image for i in index])).unsqueeze(1)  # (B, 1, 28, 28)
-                    x = x.to(self.device, non_blocking=True)
-                    y = None
-                    if has_label:
-                        y = torch.tensor([jobs[i].label for i in index], dtype=torch.long).to(self.device)
-                    logits = served.module(x, y).float()  # (B,)
-                    if served.temperature is not None:
-                        logits = logits / served.temperature
-                    probs = torch.sigmoid(logits.double()).cpu().tolist()
-                    for i, p in zip(index, probs, strict=True):
-                        p_real[i] = p
+            for has_label, index in groups.items():
+                labels = [jobs[i].label for i in index] if has_label else None
+                probs = verdicts.judge(
+                    served.module, [jobs[i].image for i in index], labels, served.temperature, self.device
+                )
+                for i, p in zip(index, probs, strict=True):
+                    p_real[i] = p
             return p_real
 
         return predict

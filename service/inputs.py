@@ -1,4 +1,5 @@
-"""Reading request inputs: labels, model names, the multipart form of /classify and /explain, and the image.
+"""Reading request inputs: labels, model names, the multipart form of /classify, /explain and /classify/batch,
+and the images.
 
 The form is parsed here with python-multipart's streaming parser into bytes in
 memory (the body is already capped by the upload limit), instead of through
@@ -25,10 +26,11 @@ from starlette.requests import Request
 import models
 from models import image_files
 from models.labels import accepted as accepted_labels
-from service.errors import BadRequest, InvalidInput, ServiceError, UnsupportedMediaType
+from service.errors import BadRequest, InvalidInput, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 CLASSIFY_FIELDS = ("image", "label", "model")
-_MAX_PARTS = 16
+_MAX_PARTS = 16  # of a /classify or /explain form; a batch's: this beyond two per image (an image and its label)
+_USAGE = "e.g. curl -F image=@x.png -F label=8 …/classify"
 _MAX_TEXT_FIELD = 256  # bytes in a text field (label, model)
 # A small image in a small file is decoded on the event loop (tens of microseconds, less than the hop to a
 # thread); a larger one in a worker thread, so that it does not stall every other request. A small image in
@@ -77,15 +79,15 @@ class ClassifyForm:
     model: str | None
 
 
-async def read_multipart(request: Request) -> list[_Part]:
-    """Parse a multipart/form-data body into its parts (415 for another content type, 400 if malformed)."""
+async def read_multipart(
+    request: Request, *, max_parts: int = _MAX_PARTS, max_images: int | None = None, usage: str = _USAGE
+) -> list[_Part]:
+    """Parse a multipart/form-data body into its parts (415 for another content type, 400 if malformed, 422 for
+    more than ``max_parts`` parts or ``max_images`` 'image' fields, refused as soon as the part is seen)."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data":
         got = content_type.decode("latin-1") or "no Content-Type"
-        raise UnsupportedMediaType(
-            f"expected multipart/form-data with a file field 'image' (got {got}); "
-            "e.g. curl -F image=@x.png -F label=8 …/classify"
-        )
+        raise UnsupportedMediaType(f"expected multipart/form-data with a file field 'image' (got {got}); {usage}")
     boundary = params.get(b"boundary")
     if not boundary:
         raise BadRequest("the multipart/form-data Content-Type has no boundary parameter")
@@ -95,12 +97,13 @@ async def read_multipart(request: Request) -> list[_Part]:
     header_name = bytearray()
     header_value = bytearray()
     finished = False
+    images = 0
 
     def on_part_begin() -> None:
         nonlocal current
-        if len(parts) >= _MAX_PARTS:
+        if len(parts) >= max_parts:
             raise InvalidInput(
-                f"the form has more than {_MAX_PARTS} parts; accepted fields: {', '.join(CLASSIFY_FIELDS)}"
+                f"the form has more than {max_parts} parts; accepted fields: {', '.join(CLASSIFY_FIELDS)}"
             )
         current = _Part()
         parts.append(current)
@@ -112,10 +115,14 @@ async def read_multipart(request: Request) -> list[_Part]:
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
+        nonlocal images
         if bytes(header_name).lower() == b"content-disposition":
             _, options = parse_options_header(bytes(header_value))
             if b"name" in options:
                 current.name = options[b"name"].decode("utf-8", "replace")
+                images += current.name == "image"
+                if max_images is not None and images > max_images:
+                    raise InvalidInput(too_many_images(max_images))
             if b"filename" in options:
                 current.filename = options[b"filename"].decode("utf-8", "replace")
         header_name.clear()
@@ -168,16 +175,20 @@ def _text(part: _Part | None, name: str) -> str | None:
         raise InvalidInput(f"the '{name}' field is not UTF-8 text") from None
 
 
+def _no_image(parts: list[_Part], how: str) -> InvalidInput:
+    names = sorted({part.name for part in parts if part.name}) or ["none"]
+    return InvalidInput(
+        f"the form has no 'image' field (fields sent: {', '.join(names)}); "
+        f"send {how}; accepted fields: {', '.join(CLASSIFY_FIELDS)}"
+    )
+
+
 async def read_classify_form(request: Request) -> ClassifyForm:
     """The image, label and model fields of a /classify or /explain form; 422 naming what is missing or doubled."""
     parts = await read_multipart(request)
     image = _one(parts, "image")
     if image is None:
-        names = sorted({part.name for part in parts if part.name}) or ["none"]
-        raise InvalidInput(
-            f"the form has no 'image' field (fields sent: {', '.join(names)}); "
-            f"send the image as a file field: -F image=@x.png; accepted fields: {', '.join(CLASSIFY_FIELDS)}"
-        )
+        raise _no_image(parts, "the image as a file field: -F image=@x.png")
     label = _text(_one(parts, "label"), "label")
     model = _text(_one(parts, "model"), "model")
     return ClassifyForm(image=bytes(image.data), label=label, model=model or None)
@@ -222,3 +233,71 @@ async def read_upload(
     label = parse_label(form.label)
     image = await decode_upload(form.image, max_pixels=max_pixels, decoders=decoders)
     return Upload(image, label, pick_model(query_model, form.model))
+
+
+# Batches ----------------------------------------------------------------------------------------
+
+_BATCH_USAGE = "e.g. curl -F image=@a.png -F image=@b.png …/classify/batch"
+
+
+def too_many_images(limit: int) -> str:
+    return f"the batch has more than {limit} images (FGAN_MAX_BATCH_IMAGES); send at most {limit} per request"
+
+
+@dataclass(frozen=True)
+class BatchUpload:
+    """The form of /classify/batch, read and decoded: for each image, in order, its pixels and label, or the
+    error /classify would answer for it alone."""
+
+    items: list[Upload | ServiceError]  # an Upload's model is the batch's
+    model: str | None
+
+    @property
+    def uploads(self) -> list[Upload]:
+        return [item for item in self.items if isinstance(item, Upload)]
+
+
+async def read_batch_upload(
+    request: Request,
+    query_model: str | None,
+    *,
+    max_images: int,
+    max_image_bytes: int,
+    max_pixels: int,
+    decoders: anyio.CapacityLimiter | None = None,
+) -> BatchUpload:
+    """Read a /classify/batch form: 1 to ``max_images`` 'image' fields, as many 'label' fields (matched in
+    order) or none, and at most one 'model'. Those are the request's 422s; an image that /classify would refuse
+    (over ``max_image_bytes``, not an accepted image, corrupt, too many pixels, a bad label) becomes its error,
+    in its place, with the code and message /classify gives it."""
+    parts = await read_multipart(
+        request, max_parts=2 * max_images + _MAX_PARTS, max_images=max_images, usage=_BATCH_USAGE
+    )
+    images = [part for part in parts if part.name == "image"]
+    if not images:
+        raise _no_image(parts, f"1 to {max_images} images as file fields: -F image=@a.png -F image=@b.png …")
+    labels: list[_Part | None] = [part for part in parts if part.name == "label"]
+    if not labels:
+        labels = [None] * len(images)
+    elif len(labels) != len(images):
+        raise InvalidInput(
+            f"the batch has {len(images)} images and {len(labels)} label{'s' * (len(labels) > 1)}; send one 'label' "
+            "field per image, in the same order, or none"
+        )
+    model = pick_model(query_model, _text(_one(parts, "model"), "model") or None)
+    items: list[Upload | ServiceError] = []
+    for image, label in zip(images, labels, strict=True):
+        try:
+            if len(image.data) > max_image_bytes:
+                raise PayloadTooLarge(
+                    f"the image is over the {max_image_bytes} byte upload limit (FGAN_MAX_UPLOAD_BYTES); "
+                    "send a smaller image"
+                )
+            label_id = parse_label(_text(label, "label"))
+            pixels = await decode_upload(bytes(image.data), max_pixels=max_pixels, decoders=decoders)
+        except ServiceError as exc:
+            items.append(exc)
+        else:
+            items.append(Upload(pixels, label_id, model))
+        image.data.clear()  # a waiting batch holds its decoded images only
+    return BatchUpload(items, model)

@@ -12,7 +12,9 @@ near 1 s with it, and grows with the number of clients (2.6 s, and rising) witho
 
 Upload. A declared Content-Length over the limit is refused before a byte of the
 body is read; a body sent without one (chunked) is counted as it arrives, and
-reading stops as soon as it passes the limit.
+reading stops as soon as it passes the limit. The limit is FGAN_MAX_UPLOAD_BYTES,
+except on the paths given their own (POST /classify/batch: FGAN_MAX_BATCH_UPLOAD_BYTES,
+its images each held to the upload limit by service.inputs).
 
 Upload memory. The count of admitted requests does not bound their bytes: 576
 admitted uploads of a legal 64 MiB each would be 36 GiB. So each request with a
@@ -24,6 +26,7 @@ startup that the budget fits the memory the service is given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -47,6 +50,13 @@ def too_large_message(limit: int) -> str:
     return f"the request body is over the {limit} byte upload limit (FGAN_MAX_UPLOAD_BYTES); send a smaller image"
 
 
+def batch_too_large_message(limit: int) -> str:
+    return (
+        f"the request body is over the {limit} byte limit of a batch (FGAN_MAX_BATCH_UPLOAD_BYTES); "
+        "send fewer or smaller images in each request"
+    )
+
+
 class RequestLimitsMiddleware:
     """503 beyond the admission limit or the upload budget, 400 for a bad Content-Length, 413 for bodies over
     ``max_bytes``.
@@ -55,13 +65,23 @@ class RequestLimitsMiddleware:
     outside this one; ``settings``, ``engine``, ``metrics``); without it (a bare ASGI app, as in
     unit tests) only the body limit and the upload budget apply. Refusals are counted in
     ``fgan_engine_rejected_total{model="server", reason="in_flight_limit" | "upload_memory"}``.
-    ``upload_memory``: the bytes of bodies held at once (None: no such bound).
+    ``upload_memory``: the bytes of bodies held at once (None: no such bound). ``path_limits``: paths with
+    a body limit of their own, and the message that refuses a body over it.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, upload_memory: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        upload_memory: int | None = None,
+        path_limits: Mapping[str, tuple[int, str]] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.upload_memory = upload_memory
+        self.path_limits = dict(path_limits or {})
+        self.default_limit = (max_bytes, too_large_message(max_bytes))
         self.held = 0  # bytes held by the requests in progress (all on the one event loop: no lock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,6 +95,7 @@ class RequestLimitsMiddleware:
             await _answer(scope, receive, send, 503, Overloaded.code, detail, {"Retry-After": retry})
             return
 
+        max_bytes, too_large = self.path_limits.get(scope["path"], self.default_limit)
         declared = {value.strip() for key, value in scope.get("headers", ()) if key == b"content-length"}
         length: int | None = None
         if declared:
@@ -85,14 +106,13 @@ class RequestLimitsMiddleware:
                 await _answer(scope, receive, send, 400, "bad_request", detail, {"Connection": "close"})
                 return
             length = int(value)
-            if length > self.max_bytes:
+            if length > max_bytes:
                 # Connection: close, since the unread body would otherwise be parsed as the next request.
-                detail = too_large_message(self.max_bytes)
-                await _answer(scope, receive, send, 413, PayloadTooLarge.code, detail, {"Connection": "close"})
+                await _answer(scope, receive, send, 413, PayloadTooLarge.code, too_large, {"Connection": "close"})
                 return
 
         chunked = any(key == b"transfer-encoding" for key, _ in scope.get("headers", ()))
-        reserve = length if length is not None else (self.max_bytes if chunked else 0)
+        reserve = length if length is not None else (max_bytes if chunked else 0)
         if reserve and self.upload_memory is not None and self.held + reserve > self.upload_memory:
             state = getattr(scope.get("app"), "state", None)
             if getattr(state, "metrics", None) is not None:
@@ -111,8 +131,8 @@ class RequestLimitsMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise PayloadTooLarge(too_large_message(self.max_bytes), headers={"Connection": "close"})
+                if received > max_bytes:
+                    raise PayloadTooLarge(too_large, headers={"Connection": "close"})
             return message
 
         self.held += reserve

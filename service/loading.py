@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 import models
+from models import verdicts
 
 log = logging.getLogger("service.loading")
 
@@ -107,19 +107,8 @@ def configure_torch(threads: int) -> None:
         torch.set_num_interop_threads(1)
 
 
-def freeze_for_serving(module: nn.Module) -> nn.Module:
-    """Prepare a loaded network for serving: no gradients, parametrizations baked in.
-
-    Spectral normalization is a parametrization that recomputes W / sigma(W) on every forward
-    call; in eval mode its value is fixed, so computing it once gives identical outputs for less
-    work per batch. (Done in place: on a deep copy it would corrupt the shared class.)
-    """
-    module.eval().requires_grad_(False)
-    for sub in list(module.modules()):
-        if parametrize.is_parametrized(sub):
-            for name in list(sub.parametrizations.keys()):
-                parametrize.remove_parametrizations(sub, name, leave_parametrized=True)
-    return module
+# Serving judges with the networks exactly as the classify command does (models.verdicts says why).
+freeze_for_serving = verdicts.freeze
 
 
 def _load(

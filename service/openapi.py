@@ -1,10 +1,11 @@
 """The app's OpenAPI schema: the routes' own, narrowed to what this server accepts.
 
-The routes describe the upload form of /classify and /explain for every model the service can serve;
-a server without a detector accepts only the discriminator, and needs a label with every upload. So the
-schema is built once per app from its settings: the upload forms list the models its weights directory
-holds, and the API key is declared when one is set. Every request the schema describes is one the server
-accepts (tests/robustness/test_fuzz_api.py holds it to that).
+The routes describe the upload forms of /classify, /explain and /classify/batch for every model the service
+can serve; a server without a detector accepts only the discriminator, and needs a label with every upload.
+So the schema is built once per app from its settings: the upload forms list the models its weights directory
+holds, the batch form as many images as FGAN_MAX_BATCH_IMAGES allows, and the API key is declared when one is
+set. Every request the schema describes is one the server accepts (tests/robustness/test_fuzz_api.py holds it
+to that).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.loading import classifier_names
+from service.routes.classify import BATCH_PATH
 from service.schemas import upload_form
 from service.security import document_api_key
 from service.settings import Settings
@@ -24,8 +26,10 @@ UPLOAD_PATHS = ("/classify", "/explain")
 
 def build_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    form = upload_form(classifier_names(settings.weights_dir))
-    for path in UPLOAD_PATHS:
+    classifiers = classifier_names(settings.weights_dir)
+    forms = {path: upload_form(classifiers) for path in UPLOAD_PATHS}
+    forms[BATCH_PATH] = upload_form(classifiers, max_images=settings.max_batch_images)
+    for path, form in forms.items():
         operation = schema.get("paths", {}).get(path, {}).get("post")
         if operation is not None:
             operation["requestBody"] = form

@@ -1,5 +1,5 @@
-"""What the API takes and answers, as /docs and /openapi.json describe it: the label values, the upload form
-of /classify and /explain, the error table, and the response bodies."""
+"""What the API takes and answers, as /docs and /openapi.json describe it: the label values, the upload forms
+of /classify, /explain and /classify/batch, the error table, and the response bodies."""
 
 from __future__ import annotations
 
@@ -39,32 +39,53 @@ ERRORS: dict[int, str] = {
     504: "Not finished within the request timeout (FGAN_REQUEST_TIMEOUT_S).",
 }
 UPLOAD_ERRORS = (400, 413, 415, 422, 503, 504)  # /classify and /explain
+# /classify/batch: the request's own errors (an image's are entries of its answer, with the same codes).
+BATCH_ERRORS: dict[int, str] = {
+    **ERRORS,
+    413: "Body over the batch limit (FGAN_MAX_BATCH_UPLOAD_BYTES). An image over FGAN_MAX_UPLOAD_BYTES is an entry "
+    "of the answer instead.",
+    415: "Not multipart/form-data.",
+    422: "No image, more images than FGAN_MAX_BATCH_IMAGES, labels not one per image, an unknown model, a "
+    "doubled model field, or no labels for a model that needs them. A corrupt, unsupported or over-large image, "
+    "or a bad label, is an entry of the answer instead.",
+}
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int, table: dict[int, str] = ERRORS) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` entries of a route for these error statuses."""
-    return {status: {"model": ErrorResponse, "description": ERRORS[status]} for status in statuses}
+    return {status: {"model": ErrorResponse, "description": table[status]} for status in statuses}
 
 
-def upload_form(classifiers: Sequence[str] = (DETECTOR, DISCRIMINATOR)) -> dict[str, Any]:
-    """The request body of /classify and /explain on a server with these classifiers (the first is the default).
+_IMAGE = {"type": "string", "format": "binary", "description": f"The image: {ACCEPTED_FORMATS}."}
+_LABEL = {"type": "string", "enum": list(LABEL_VALUES), "description": f"Its class. {LABEL_DESCRIPTION}"}
+
+
+def upload_form(
+    classifiers: Sequence[str] = (DETECTOR, DISCRIMINATOR), max_images: int | None = None
+) -> dict[str, Any]:
+    """The request body of /classify and /explain on a server with these classifiers (the first is the default);
+    with ``max_images``, that of /classify/batch: 1 to ``max_images`` images, and one label per image or none.
 
     ``label`` is required for the discriminator, which judges an image against its class; the detector works
     without it. A server without a detector asks for it always, since the discriminator is its default.
     """
     default = classifiers[0]
+    image, label = _IMAGE, _LABEL
+    if max_images is not None:
+        image = {"type": "array", "items": _IMAGE, "minItems": 1, "maxItems": max_images}
+        image["description"] = f"1 to {max_images} images (FGAN_MAX_BATCH_IMAGES), each a {ACCEPTED_FORMATS} file."
+        label = {"type": "array", "items": _LABEL, "minItems": 1, "maxItems": max_images}
+        label["description"] = (
+            f"One class per image, in the order of the images (or no label at all). {LABEL_DESCRIPTION}"
+        )
     schema: dict[str, Any] = {
         "type": "object",
         "required": ["image", "label"] if default == DISCRIMINATOR else ["image"],
         # Other fields are ignored, up to a limit on the parts of a form: the schema allows none.
         "additionalProperties": False,
         "properties": {
-            "image": {"type": "string", "format": "binary", "description": f"The image: {ACCEPTED_FORMATS}."},
-            "label": {
-                "type": "string",
-                "enum": list(LABEL_VALUES),
-                "description": f"Its class. {LABEL_DESCRIPTION}",
-            },
+            "image": image,
+            "label": label,
             "model": {
                 "type": "string",
                 "enum": list(classifiers),
@@ -80,6 +101,24 @@ def upload_form(classifiers: Sequence[str] = (DETECTOR, DISCRIMINATOR)) -> dict[
                 "then": {"required": ["label"]},
             }
         ]
+    if max_images is not None:
+        # As many labels as images: a condition per count, since JSON Schema cannot compare two arrays' lengths.
+        schema.setdefault("allOf", []).append(
+            {
+                "if": {"required": ["label"]},
+                "then": {
+                    "oneOf": [
+                        {
+                            "properties": {
+                                "image": {"minItems": n, "maxItems": n},
+                                "label": {"minItems": n, "maxItems": n},
+                            }
+                        }
+                        for n in range(1, max_images + 1)
+                    ]
+                },
+            }
+        )
     media = {"schema": schema, "encoding": {"image": {"contentType": ", ".join(MEDIA_TYPES.values())}}}
     return {"required": True, "content": {"multipart/form-data": media}}
 
@@ -100,6 +139,33 @@ class ClassifyResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"label": "real", "confidence": 0.97}]})
     label: Literal["real", "fake"] = Field(description="'real' (a Fashion-MNIST image) or 'fake' (generated).")
     confidence: float = Field(ge=0.5, le=1.0, description="Probability of the verdict, rounded to 4 digits.")
+
+
+class ClassifyBatchResponse(BaseModel):
+    """The verdicts on a batch of images."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {"label": "real", "confidence": 0.97},
+                        {
+                            "error": "unsupported_media_type",
+                            "detail": "the file is not a readable image (not an image file that Pillow can read); "
+                            "accepted formats: PNG, JPEG, GIF (first frame), BMP, TIFF or WebP",
+                        },
+                        {"label": "fake", "confidence": 0.8812},
+                    ]
+                }
+            ]
+        }
+    )
+    results: list[ClassifyResponse | ErrorResponse] = Field(
+        description="One entry per image, in the order sent: its verdict, the same bytes of JSON as /classify "
+        "answers for that image alone, or why it could not be judged, with the error code /classify gives it "
+        "(payload_too_large, unsupported_media_type, invalid_input; internal_error if the model failed on it)."
+    )
 
 
 class GenerateJSONResponse(BaseModel):

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
         description="Request body bytes the server holds at once (declared Content-Length, or the upload limit "
         "for a chunked body); beyond: 503 + Retry-After.",
     )
+    max_batch_images: int = Field(
+        64, ge=1, le=1024, description="Most images in one POST /classify/batch request; beyond it: 422."
+    )
+    max_batch_upload_bytes: int | None = Field(
+        None,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest POST /classify/batch body; beyond it: 413 (each image in it is still held to "
+        "FGAN_MAX_UPLOAD_BYTES). Default: FGAN_MAX_BATCH_IMAGES x FGAN_MAX_UPLOAD_BYTES, at most "
+        "FGAN_UPLOAD_MEMORY_BYTES.",
+    )
     max_image_pixels: int = Field(
         1024 * 1024,
         ge=28 * 28,
@@ -120,7 +131,22 @@ class Settings(BaseSettings):
                 f"FGAN_UPLOAD_MEMORY_BYTES ({self.upload_memory_bytes}) is below FGAN_MAX_UPLOAD_BYTES "
                 f"({self.max_upload_bytes}): an upload of the largest size could never be admitted"
             )
+        if self.max_batch_upload_bytes is not None and not (
+            self.max_upload_bytes <= self.max_batch_upload_bytes <= self.upload_memory_bytes
+        ):
+            raise ValueError(
+                f"FGAN_MAX_BATCH_UPLOAD_BYTES ({self.max_batch_upload_bytes}) must lie between FGAN_MAX_UPLOAD_BYTES "
+                f"({self.max_upload_bytes}: a batch of one image) and FGAN_UPLOAD_MEMORY_BYTES "
+                f"({self.upload_memory_bytes}: a larger batch could never be admitted)"
+            )
         return self
+
+    @property
+    def batch_upload_bytes(self) -> int:
+        """The body limit of POST /classify/batch (FGAN_MAX_BATCH_UPLOAD_BYTES, or its default)."""
+        if self.max_batch_upload_bytes is not None:
+            return self.max_batch_upload_bytes
+        return min(self.max_batch_images * self.max_upload_bytes, self.upload_memory_bytes)
 
     @property
     def batch_timeout_s(self) -> float:

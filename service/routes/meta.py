@@ -60,6 +60,8 @@ async def info(
             "queue_limit": settings.queue_limit,
             "request_timeout_s": settings.request_timeout_s,
             "max_upload_bytes": settings.max_upload_bytes,
+            "max_batch_images": settings.max_batch_images,
+            "max_batch_upload_bytes": settings.batch_upload_bytes,
             "upload_memory_bytes": settings.upload_memory_bytes,
             "max_image_pixels": settings.max_image_pixels,
             "torch_threads": torch.get_num_threads(),

@@ -149,7 +149,7 @@ def expected_p_real(model: torch.nn.Module, pixels: np.ndarray, label: int | Non
 
 
 def expected_verdict(p_real: float) -> dict:
-    if p_real >= 0.5:
+    if p_real > 0.5:  # a probability of exactly 0.5 (a logit of 0) says "fake", as in the metrics
         return {"label": "real", "confidence": round(p_real, 4)}
     return {"label": "fake", "confidence": round(1 - p_real, 4)}
 

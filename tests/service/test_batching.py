@@ -258,3 +258,84 @@ async def test_close_gives_up_on_a_stuck_worker_and_fails_the_queue() -> None:
         assert outcomes[1] == 2  # the running one finished after all
     finally:
         recorder.release.set()
+
+
+# Several payloads of one request (POST /classify/batch) -------------------------------------------
+
+
+async def test_a_request_of_several_shares_forward_passes_with_single_requests() -> None:
+    recorder = Recorder()
+    recorder.release.clear()  # the first batch waits, so the next one forms from what arrives meanwhile
+    batcher = make(recorder, max_batch_size=8, max_wait_s=0.05)
+    try:
+        async with anyio.create_task_group() as group:
+            outcomes: dict[str, object] = {}
+
+            async def single(name: str, payload: int) -> None:
+                outcomes[name] = await batcher.submit(payload)
+
+            async def many() -> None:
+                outcomes["many"] = await batcher.submit_many([10, 11, 12])
+
+            group.start_soon(single, "first", 1)
+            await anyio.to_thread.run_sync(recorder.started.wait, 10)  # [1] is in the worker, held
+            group.start_soon(many)
+            await anyio.sleep(0.01)
+            group.start_soon(single, "second", 2)
+            await anyio.sleep(0.01)
+            assert batcher.busy == 3  # three requests waiting or running, whatever their items
+            recorder.release.set()
+        assert outcomes == {"first": 2, "many": [20, 22, 24], "second": 4}
+        assert recorder.batches == [[1], [10, 11, 12, 2]]  # the batch's items and the single request, one pass
+        assert batcher.busy == 0
+    finally:
+        batcher.close(5)
+
+
+async def test_each_item_gets_its_own_outcome_and_an_empty_request_none() -> None:
+    batcher = make(Recorder(fail_on=3))
+    try:
+        outcomes = await batcher.submit_many([1, 3, 5])
+        assert outcomes[0] == 2 and outcomes[2] == 10
+        assert isinstance(outcomes[1], ValueError) and "cannot take 3" in str(outcomes[1])
+        assert await batcher.submit_many([]) == []
+    finally:
+        batcher.close(5)
+
+
+async def test_a_request_of_several_is_admitted_whole_or_not_at_all() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    batcher = make(recorder, max_batch_size=1, queue_limit=4)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(batcher.submit, 1)
+            await anyio.to_thread.run_sync(recorder.started.wait, 10)  # running: the queue is empty
+            group.start_soon(batcher.submit_many, [2, 3])
+            await anyio.sleep(0.01)
+            assert batcher.depth == 2
+            with pytest.raises(QueueFull):
+                await batcher.submit_many([4, 5, 6])  # 2 + 3 > 4: none of them is queued
+            assert batcher.depth == 2
+            recorder.release.set()
+        # An empty queue takes a request larger than the limit, so that it can ever run.
+        assert await batcher.submit_many(list(range(6))) == [0, 2, 4, 6, 8, 10]
+    finally:
+        batcher.close(5)
+
+
+async def test_a_cancelled_request_of_several_leaves_the_queue() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    batcher = make(recorder, max_batch_size=1)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(batcher.submit, 1)
+            await anyio.to_thread.run_sync(recorder.started.wait, 10)
+            with anyio.move_on_after(0.05):
+                await batcher.submit_many([2, 3, 4])
+            assert batcher.depth == 0 and batcher.busy == 1  # only the running request is left
+            recorder.release.set()
+        assert recorder.batches == [[1]]
+    finally:
+        batcher.close(5)

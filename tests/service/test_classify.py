@@ -59,7 +59,8 @@ def test_confidence_is_rounded_after_the_decision() -> None:
     assert verdict(0.49996, "d") == verdict(0.49996, "d")
     assert verdict(0.49996, "d").label == "fake"
     assert verdict(0.49996, "d").confidence == 0.5
-    assert verdict(0.5, "d").label == "real"
+    assert verdict(0.5, "d").label == "fake"  # a logit of 0, as the metrics and the classify command decide
+    assert verdict(0.500001, "d").label == "real" and verdict(0.500001, "d").confidence == 0.5
     assert verdict(0.999999, "d").confidence == 1.0
     assert verdict(0.12345678, "d").confidence == 0.8765
 
@@ -137,19 +138,19 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + header + _chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + _chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize(
-    ("data", "status", "words"),
-    [
-        (b"", 422, ["empty"]),
-        (b"hello, I am a text file\n", 415, ["not a readable image", "PNG, JPEG"]),
-        (b'<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"/>', 415, ["PNG, JPEG, GIF"]),
-        (b"%PDF-1.4\n" + b"0" * 100, 415, ["not a readable image"]),
-        (png_bytes(PIXELS)[:60], 422, ["truncated or corrupt"]),
-        (_png_header_only(2000, 2000), 422, ["2000x2000", "1048576"]),
-        (_png_header_only(100_000, 100_000), 422, ["pixels"]),
-    ],
-    ids=["empty", "text", "svg", "pdf", "truncated", "over-pixel-limit", "bomb"],
-)
+# Images /classify refuses: the bytes, the status, and words the message must hold.
+BAD_IMAGES = {
+    "empty": (b"", 422, ["empty"]),
+    "text": (b"hello, I am a text file\n", 415, ["not a readable image", "PNG, JPEG"]),
+    "svg": (b'<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"/>', 415, ["PNG, JPEG, GIF"]),
+    "pdf": (b"%PDF-1.4\n" + b"0" * 100, 415, ["not a readable image"]),
+    "truncated": (png_bytes(PIXELS)[:60], 422, ["truncated or corrupt"]),
+    "over-pixel-limit": (_png_header_only(2000, 2000), 422, ["2000x2000", "1048576"]),
+    "bomb": (_png_header_only(100_000, 100_000), 422, ["pixels"]),
+}
+
+
+@pytest.mark.parametrize(("data", "status", "words"), BAD_IMAGES.values(), ids=list(BAD_IMAGES))
 def test_bad_images_get_4xx_saying_what_is_wrong(client, data: bytes, status: int, words: list[str]) -> None:
     response = classify(client, data, label="8")
     assert response.status_code == status, response.text

@@ -141,3 +141,17 @@ def test_bad_checkpoint_exits_nonzero_with_one_clear_line(tmp_path: Path) -> Non
     errors = [line for line in text.splitlines() if "ERROR" in line]
     assert any("generator/model.safetensors" in line for line in errors), text
     assert "Traceback" not in text
+
+
+def test_a_batch_over_real_http_as_the_readme_sends_it(service, tmp_path: Path) -> None:
+    # curl -F image=@a.png -F image=@b.png … /classify/batch: a verdict per image, in order, each as /classify's.
+    good, text = tmp_path / "a.png", tmp_path / "notes.txt"
+    good.write_bytes(png_bytes(sample_pixels()))
+    text.write_text("not an image")
+    images = ["-F", f"image=@{good}", "-F", f"image=@{text}", "-F", f"image=@{good}"]
+    labels = ["-F", "label=8", "-F", "label=8", "-F", "label=3"]
+    result = curl(*images, *labels, f"{service.url}/classify/batch")
+    first, middle, last = json.loads(result.stdout)["results"]
+    assert first == json.loads(curl("-F", f"image=@{good}", "-F", "label=8", f"{service.url}/classify").stdout)
+    assert last == json.loads(curl("-F", f"image=@{good}", "-F", "label=3", f"{service.url}/classify").stdout)
+    assert middle["error"] == "unsupported_media_type" and "accepted formats" in middle["detail"]

@@ -149,6 +149,7 @@ def test_info_reports_models_device_and_versions(client) -> None:
     assert info["settings"]["max_upload_bytes"] == 1024 * 1024
     assert info["settings"]["torch_threads"] == 1
     assert info["settings"]["upload_memory_bytes"] == 64 * 2**20
+    assert (info["settings"]["max_batch_images"], info["settings"]["max_batch_upload_bytes"]) == (64, 64 * 2**20)
     assert info["settings"]["forward_passes_at_once"] >= 1
     assert {"python", "torch", "fastapi"} <= set(info["versions"])
 
