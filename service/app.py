@@ -32,9 +32,9 @@ Generate Fashion-MNIST images of a chosen class with a conditional GAN, and tell
 
 - `GET /generate?label=3` → a 28×28 PNG (`seed`, `n`, `scale`, `format=json` options).
 - `POST /classify` with a multipart `image` file and a `label` field → `{"label": "real" | "fake", "confidence": c}`.
+- `POST /explain`, the same form → a PNG of the image with a GradCAM heatmap of what pushed it toward "fake".
 - `POST /classify/batch` with up to 64 `image` files (and as many `label` fields, in order, or none) →
   `{"results": [...]}`, one verdict (as `/classify` gives it) or one `{"error", "detail"}` per image, in order.
-- `POST /explain`, the same form → a PNG of the image with a GradCAM heatmap of what pushed it toward "fake".
 - `GET /` → a web page to generate, classify and explain in a browser.
 
 Every error is JSON `{"error": code, "detail": message}` saying what was wrong and what is accepted.

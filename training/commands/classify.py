@@ -171,7 +171,11 @@ def _run_many(args: argparse.Namespace, items: list[Item]) -> int:
     batches, client = _judge_batches(args, items)
     with Progress(len(items), not args.no_progress) as progress:
         for outcomes in batches:
-            report.write(outcomes)
+            try:
+                report.write(outcomes)
+            except BrokenPipeError:  # the reader went away (`… | head`): stop quietly, as a command does
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 1
             progress.update(len(outcomes))
     extra = ""
     if client is not None:
