@@ -20,7 +20,7 @@ from models.checkpoint import (
 from models.classifier import Classifier, ClassifierConfig
 from models.detector import DETECTORS, Detector, DetectorConfig, DetectorEnsemble, DetectorEnsembleConfig
 from models.labels import NAMES, NUM_CLASSES, UnknownLabelError, label_name, parse_label
-from models.latents import noise
+from models.latents import TRUNCATION_RANGE, check_truncation, noise, truncate
 from models.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from models.pixels import quantize, requantize, to_float
 
@@ -30,6 +30,7 @@ __all__ = [
     "DETECTORS",
     "NAMES",
     "NUM_CLASSES",
+    "TRUNCATION_RANGE",
     "WEIGHTS_DIR",
     "CheckpointError",
     "Classifier",
@@ -44,6 +45,7 @@ __all__ = [
     "GeneratorConfig",
     "UnknownLabelError",
     "build_model",
+    "check_truncation",
     "label_name",
     "load_model",
     "noise",
@@ -56,6 +58,7 @@ __all__ = [
     "requantize",
     "save_model",
     "to_float",
+    "truncate",
     "update_metrics",
     "weights_version",
 ]

@@ -30,7 +30,7 @@ log = logging.getLogger("service")
 DESCRIPTION = """\
 Generate Fashion-MNIST images of a chosen class with a conditional GAN, and tell real images from generated ones.
 
-- `GET /generate?label=3` → a 28×28 PNG (`seed`, `n`, `scale`, `format=json` options).
+- `GET /generate?label=3` → a 28×28 PNG (`seed`, `n`, `scale`, `truncation`, `format=json` options).
 - `POST /classify` with a multipart `image` file and a `label` field → `{"label": "real" | "fake", "confidence": c}`.
 - `POST /explain`, the same form → a PNG of the image with a GradCAM heatmap of what pushed it toward "fake".
 - `POST /classify/batch` with up to 64 `image` files (and as many `label` fields, in order, or none) →

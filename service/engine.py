@@ -6,7 +6,7 @@ batcher (and so its own worker thread and bounded queue), so a burst of
 /classify calls does not queue behind /generate calls.
 
 Batching does not change answers: latents are drawn per seed on the CPU
-(``models.noise``), every network here works on each row independently in eval
+(``models.noise``; a request's truncation scales its own rows), every network here works on each row independently in eval
 mode, and outputs are quantized like a served PNG.
 """
 
@@ -46,6 +46,7 @@ R = TypeVar("R")
 class GenerateJob:
     seeds: tuple[int, ...]
     label: int | None  # None for an unconditional generator
+    truncation: float = 1.0  # psi, 0 < psi <= 1 (models.truncate)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Generated:
     images: np.ndarray  # (n, 28, 28) uint8
     seed: int  # image i was generated from (seed + i) mod 2**32
     label: int | None  # None when the generator is unconditional
+    truncation: float = 1.0  # the psi its latents were drawn with
 
 
 @dataclass(frozen=True)
@@ -173,17 +175,25 @@ class Engine:
             )
         return self.models.classifiers[name]
 
-    async def generate(self, *, label: int | None, seed: int | None, n: int) -> Generated:
-        """Generate n images of one class. Missing label or seed: drawn at random (and returned)."""
+    async def generate(self, *, label: int | None, seed: int | None, n: int, truncation: float = 1.0) -> Generated:
+        """Generate n images of one class. Missing label or seed: drawn at random (and returned).
+
+        ``truncation`` (psi, 0 < psi <= 1) pulls each latent toward the prior's mean (models.truncate);
+        1 samples as trained. Out of range: a 422 naming the accepted range.
+        """
+        try:
+            truncation = models.check_truncation(truncation)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
         if seed is None:
             seed = _draw.randrange(RANDOM_SEED_LIMIT)
         if not self.models.generator.conditional:
             label = None
         elif label is None:
             label = _draw.randrange(models.NUM_CLASSES)
-        job = GenerateJob(tuple((seed + i) % SEED_LIMIT for i in range(n)), label)
+        job = GenerateJob(tuple((seed + i) % SEED_LIMIT for i in range(n)), label, truncation)
         images = await self._submit(self._generator, job, rows=n)
-        return Generated(images=images, seed=seed, label=label)
+        return Generated(images=images, seed=seed, label=label, truncation=truncation)
 
     async def classify(self, image: torch.Tensor, *, label: int | None, model: str | None) -> Verdict:
         """Tell whether a (28, 28) uint8 image is real or generated."""
@@ -246,6 +256,15 @@ class Engine:
         served = self.models.generator
         seeds = [seed for job in jobs for seed in job.seeds]
         z = models.noise(seeds, served.module.z_dim)  # (N, z_dim), on the CPU: a seed means the same everywhere
+        if any(job.truncation != 1.0 for job in jobs):
+            # Each job's rows pulled toward the mean by its own psi (elementwise: the batch changes nothing).
+            bounds = np.cumsum([0] + [len(job.seeds) for job in jobs]).tolist()
+            z = torch.cat(
+                [
+                    models.truncate(z[a:b], job.truncation)
+                    for job, a, b in zip(jobs, bounds[:-1], bounds[1:], strict=True)
+                ]
+            )
         y = None
         if served.conditional:
             y = torch.tensor([job.label for job in jobs for _ in job.seeds], dtype=torch.long)

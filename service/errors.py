@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from models.latents import TRUNCATION_RANGE
+
 
 class ServiceError(Exception):
     """An expected failure with its HTTP status, a short machine-readable code and a message for people."""
@@ -80,6 +82,7 @@ ACCEPTED: dict[str, str] = {
     "scale": "an integer from 1 to 16",
     "seed": "an integer from 0 to 4294967295",
     "format": "'png' or 'json'",
+    "truncation": TRUNCATION_RANGE,
 }
 
 

@@ -8,6 +8,9 @@ Sections, each a metric that can be asked for by name (``METRICS``):
   detection         each given discriminator / detector on real test vs fresh generated images
 and, when asked, the standard Inception FID.
 
+``truncation`` (psi) samples every generated set with the latents pulled toward the prior's mean
+(``models.truncate``, the service's own function); ``truncation_curve`` measures several psi side by side.
+
 Every generated image is quantized to uint8 first, exactly as the service would
 serve it. Every random choice draws from a generator seeded from ``seed`` and the
 purpose (evaluation set, detection set, GAN-train set), so a seed fixes the report.
@@ -23,7 +26,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ import torch
 from torch import nn
 
 from models import WEIGHTS_DIR, Classifier, Generator, load_model, read_temperature, update_metrics
+from models.latents import check_truncation, truncate
 from models.pixels import quantize, to_float
 from training.data import Split, load_split
 from training.device import resolve_device
@@ -70,17 +74,19 @@ def generate_uint8(
     seed: int,
     device: str | torch.device,
     batch_size: int = 500,
+    truncation: float = 1.0,
 ) -> torch.Tensor:
     """Fresh generated images for (N,) labels, quantized exactly as served: uint8 (N, 28, 28) on the CPU.
 
     The latents are drawn at once from a CPU generator seeded with ``seed``, and G
     runs in eval mode, so the images do not depend on the device's RNG, the batch
     size, or what else is in the batch. Unconditional generators ignore ``labels``
-    (only their count matters).
+    (only their count matters). ``truncation`` (psi, 0 < psi <= 1) pulls every latent
+    toward the prior's mean as the service does (``models.truncate``); 1 leaves them as drawn.
     """
     n = int(labels.shape[0])
     rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, generator.config.z_dim, generator=rng)  # (N, z_dim)
+    z = truncate(torch.randn(n, generator.config.z_dim, generator=rng), truncation)  # (N, z_dim)
     conditional = generator.config.num_classes > 0
     out = []
     with evaluating(generator):
@@ -173,6 +179,7 @@ class EvalOptions:
     inception: bool = False
     inception_samples: int = 10_000  # generated images, and real test images, for Inception FID
     batch_size: int = 500
+    truncation: float = 1.0  # psi of every generated set (models.truncate); 1 = as trained
 
 
 class _Timer:
@@ -231,7 +238,12 @@ def _detection(
         log.warning("detection on only %d real + %d generated images: the test set is that small", n, n)
     real = balanced_draw(test, n, opts.seed, "detection-real", num_classes)
     fakes = generate_uint8(
-        generator, real.labels, stream_seed(opts.seed, "detection"), device, batch_size=opts.batch_size
+        generator,
+        real.labels,
+        stream_seed(opts.seed, "detection"),
+        device,
+        batch_size=opts.batch_size,
+        truncation=opts.truncation,
     )
     images = torch.cat([real.images, fakes])  # (2n, 28, 28): real first
     labels = torch.cat([real.labels, real.labels])  # a fake carries the label it was generated for
@@ -278,6 +290,7 @@ def evaluate(opts: EvalOptions, *, progress: bool = False) -> dict[str, Any]:
         raise inception.InceptionUnavailable(inception.UNAVAILABLE)
     if opts.gan_train_images < 0:
         raise ValueError("--gan-train-images must be 0 (skip) or more")
+    psi = check_truncation(opts.truncation)
     timer = _Timer()
     started = time.perf_counter()
     device = resolve_device(opts.device)
@@ -303,7 +316,7 @@ def evaluate(opts: EvalOptions, *, progress: bool = False) -> dict[str, Any]:
     # Generate the evaluation set and embed it with the real references.
     with timer.section("generate"):
         labels = balanced_labels(n_gen, num_classes)
-        fakes = generate_uint8(generator, labels, stream_seed(opts.seed, "eval"), device, opts.batch_size)
+        fakes = generate_uint8(generator, labels, stream_seed(opts.seed, "eval"), device, opts.batch_size, psi)
     with timer.section("embed"):
         reference = balanced_subset(
             train, [opts.samples_per_class] * num_classes, stream_seed(opts.seed, "train-reference")
@@ -322,6 +335,7 @@ def evaluate(opts: EvalOptions, *, progress: bool = False) -> dict[str, Any]:
         "dataset": opts.dataset,
         "seed": opts.seed,
         "samples_per_class": opts.samples_per_class,
+        "truncation": psi,
         "generated_images": n_gen,
         "real_test_images": len(test),
         "real_train_reference_images": len(reference),
@@ -368,7 +382,9 @@ def evaluate(opts: EvalOptions, *, progress: bool = False) -> dict[str, Any]:
             incep_fakes = (
                 fakes[:n]
                 if n <= len(fakes)
-                else generate_uint8(generator, balanced_labels(n, num_classes), stream_seed(opts.seed, "eval"), device)
+                else generate_uint8(
+                    generator, balanced_labels(n, num_classes), stream_seed(opts.seed, "eval"), device, truncation=psi
+                )
             )
             real_n = min(n, len(test))
             incep_real = balanced_draw(test, real_n, opts.seed, "incep", num_classes)
@@ -379,6 +395,41 @@ def evaluate(opts: EvalOptions, *, progress: bool = False) -> dict[str, Any]:
     timer.seconds["total"] = round(time.perf_counter() - started, 2)
     report["seconds"] = timer.seconds
     return report
+
+
+def truncation_curve(opts: EvalOptions, psis: Sequence[float], *, progress: bool = False) -> dict[str, Any]:
+    """The fidelity-diversity curve: ``evaluate`` at each truncation psi, the same seed and latents (scaled).
+
+    Returns ``{"truncation_curve": [one row of headline figures per psi], "reports": [the full reports]}``
+    with the settings they share; ``render_curve_markdown`` turns it into a table.
+    """
+    values = [check_truncation(psi) for psi in psis]
+    if not values:
+        raise ValueError("truncation_curve needs at least one truncation value")
+    started = time.perf_counter()
+    reports = []
+    for psi in values:
+        log.info("evaluate: truncation %g", psi)
+        reports.append(evaluate(replace(opts, truncation=psi), progress=progress))
+    first = reports[0]
+    shared = ("generator", "classifier", "dataset", "seed", "samples_per_class", "generated_images", "feature_space")
+    rows = [{"truncation": r["truncation"], **headline(r)} for r in reports]
+    reference: dict[str, Any] = {}
+    if "precision_recall" in first:
+        reference |= {k: first["precision_recall"]["train_reference"][k] for k in ("precision", "recall")}
+        reference["k"] = first["precision_recall"]["generated"]["k"]
+    if "fid" in first:
+        reference["fid"] = first["fid"]["train_vs_test"]
+    if first.get("gan_test", {}).get("real_test"):
+        reference["gan_test"] = first["gan_test"]["real_test"]["overall"]
+    return {
+        **{k: first[k] for k in shared},
+        "metrics": list(opts.metrics),
+        "truncation_curve": rows,
+        "real_reference": reference,
+        "reports": reports,
+        "seconds": {"total": round(time.perf_counter() - started, 2)},
+    }
 
 
 def _gan_train(
@@ -402,7 +453,9 @@ def _gan_train(
     if not conditional:
         return {**out, "generated": None, "note": NOT_CONDITIONAL}
     labels = balanced_labels(n, num_classes)
-    fakes = generate_uint8(generator, labels, stream_seed(opts.seed, "gan-train"), device, opts.batch_size)
+    fakes = generate_uint8(
+        generator, labels, stream_seed(opts.seed, "gan-train"), device, opts.batch_size, opts.truncation
+    )
     out["generated"] = train_and_test(fakes, labels, test, recipe, seed=opts.seed, device=device).to_json()
     return out
 
@@ -423,6 +476,8 @@ HEADLINE_CONTEXT = ("seed", "samples_per_class")
 def headline(report: dict[str, Any]) -> dict[str, Any]:
     """The few figures worth recording in the generator's config.json."""
     out: dict[str, Any] = {k: report[k] for k in HEADLINE_CONTEXT}
+    if report.get("truncation", 1.0) != 1.0:
+        out["truncation"] = report["truncation"]
     if "fid" in report:
         out["fid"] = report["fid"]["generated_vs_test"]
         out["fid_train_vs_test"] = report["fid"]["train_vs_test"]
@@ -446,6 +501,11 @@ def record_in_checkpoint(report: dict[str, Any]) -> None:
     generator's own figures (``--metrics detection``) leaves the generator's record as it was, rather
     than replacing its FID and GAN-test with nothing.
     """
+    if report.get("truncation", 1.0) != 1.0:
+        raise ValueError(
+            f"not recorded: a checkpoint records its figures as trained (truncation 1), "
+            f"this report was measured at truncation {report['truncation']}"
+        )
     generator_figures = headline(report)
     if set(generator_figures) - set(HEADLINE_CONTEXT):
         update_metrics(report["generator"], {"evaluation": generator_figures})
@@ -470,13 +530,18 @@ def _fid(value: float) -> str:
     return f"{value:.2f}" if value >= 1 else f"{value:.3g}"  # keep a near-zero floor readable
 
 
+def _truncation_note(report: dict[str, Any]) -> str:
+    psi = report.get("truncation", 1.0)
+    return "" if psi == 1.0 else f", latents truncated toward the mean with psi {psi:g}"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as markdown tables: each figure beside its real-data reference."""
     lines = [
         f"# Evaluation of `{report['generator']}`",
         "",
         f"{report['generated_images']:,} generated images ({report['samples_per_class']:,} per class, "
-        f"quantized to uint8 as served), seed {report['seed']}, on {report['device']}; "
+        f"quantized to uint8 as served{_truncation_note(report)}), seed {report['seed']}, on {report['device']}; "
         f"real test set: {report['real_test_images']:,} images; feature space: {report['feature_space']} "
         f"of `{report['classifier']}` (test accuracy {_f(report['classifier_test_accuracy'], percent=True)}).",
         "",
@@ -580,15 +645,54 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_reports(report: dict[str, Any], out: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``out`` (JSON) and the markdown beside it (same name, .md); return both paths."""
+def render_curve_markdown(curve: dict[str, Any], command: str | None = None) -> str:
+    """A ``truncation_curve`` as one markdown table: a row per psi, the real-data reference last."""
+    rows = curve["truncation_curve"]
+    ref = curve["real_reference"]
+    columns = [  # (key, heading, format)
+        ("precision", f"Precision (k = {ref.get('k', DEFAULT_K)})", lambda v: _f(v, 3)),
+        ("recall", f"Recall (k = {ref.get('k', DEFAULT_K)})", lambda v: _f(v, 3)),
+        ("fid", "FID, classifier features", _fid),
+        ("gan_test", "GAN-test", lambda v: _f(v, percent=True)),
+        ("gan_train", "GAN-train", lambda v: _f(v, percent=True)),
+    ]
+    columns = [c for c in columns if any(c[0] in row for row in rows)]
+    lines = [
+        f"# Fidelity and diversity against truncation: `{curve['generator']}`",
+        "",
+        f"{curve['generated_images']:,} generated images per point ({curve['samples_per_class']:,} per class, "
+        f"quantized to uint8 as served), seed {curve['seed']}: every point draws the same latents and pulls them "
+        f"toward the mean latent by its psi. Feature space: {curve['feature_space']} of `{curve['classifier']}`.",
+        "",
+        "| Truncation psi | " + " | ".join(heading for _, heading, _ in columns) + " |",
+        "| ---: | " + " | ".join("---:" for _ in columns) + " |",
+    ]
+    for row in rows:
+        cells = [fmt(row[key]) if key in row else "n/a" for key, _, fmt in columns]
+        lines.append(f"| {row['truncation']:g} | " + " | ".join(cells) + " |")
+    cells = [fmt(ref[key]) if key in ref else "" for key, _, fmt in columns]
+    lines.append("| real data | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Real data: precision and recall and FID of as many real training images against the test set; GAN-test of "
+        "the classifier on the real test images.",
+    ]
+    if command:
+        lines += ["", "Command:", "", "```bash", command, "```"]
+    lines += ["", f"Time: {curve['seconds']['total']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def write_reports(report: dict[str, Any], out: str | os.PathLike, markdown: str | None = None) -> tuple[Path, Path]:
+    """Write ``out`` (JSON) and the markdown beside it (same name, .md; default: ``render_markdown(report)``);
+    return both paths."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     md = out.with_suffix(".md")
     if md == out:
         raise ValueError(f"{out}: the JSON report needs a name that does not end in .md")
     out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    md.write_text(render_markdown(report))
+    md.write_text(render_markdown(report) if markdown is None else markdown)
     return out, md
 
 
@@ -602,7 +706,9 @@ __all__ = [
     "evaluate",
     "generate_uint8",
     "record_in_checkpoint",
+    "render_curve_markdown",
     "render_markdown",
     "stream_seed",
+    "truncation_curve",
     "write_reports",
 ]

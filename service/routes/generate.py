@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from models import NAMES
+from models import NAMES, TRUNCATION_RANGE
 from service import rendering
 from service.deps import get_engine
 from service.engine import Generated
@@ -30,7 +30,7 @@ _PNG_EXAMPLE = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
     responses={
         200: {
             "description": "A 28x28 grayscale PNG (n > 1: a grid; scale > 1: enlarged), or JSON with format=json. "
-            "Headers: X-Seed (the seed used), X-Label and X-Label-Name (the class).",
+            "Headers: X-Seed (the seed used), X-Label and X-Label-Name (the class), X-Truncation (the psi used).",
             "content": {**_PNG_EXAMPLE, "application/json": {"schema": GenerateJSONResponse.model_json_schema()}},
         },
         **error_responses(422, 503, 504),
@@ -60,8 +60,21 @@ async def generate(
     fmt: Annotated[
         Literal["png", "json"], Query(alias="format", description="png (default) or json (base64 PNGs).")
     ] = "png",
+    truncation: Annotated[
+        float,
+        Query(
+            gt=0,
+            le=1,
+            allow_inf_nan=False,
+            description="Fidelity against variety, psi: "
+            + TRUNCATION_RANGE
+            + ". Below 1 each latent is pulled toward the mean latent: cleaner, more typical, less varied images. "
+            "Same seed, label and truncation: the same image.",
+            openapi_examples={"as trained": {"value": 1}, "cleaner": {"value": 0.7}},
+        ),
+    ] = 1.0,
 ) -> Response:
-    result = await get_engine(request).generate(label=parse_label(label), seed=seed, n=n)
+    result = await get_engine(request).generate(label=parse_label(label), seed=seed, n=n, truncation=truncation)
     if fmt == "json":
         headers = _headers(result)
         body = GenerateJSONResponse(
@@ -75,7 +88,7 @@ async def generate(
 
 
 def _headers(result: Generated) -> dict[str, str]:
-    headers = {"X-Seed": str(result.seed)}
+    headers = {"X-Seed": str(result.seed), "X-Truncation": repr(result.truncation)}
     if result.label is not None:
         headers |= {"X-Label": str(result.label), "X-Label-Name": NAMES[result.label]}
     return headers
@@ -90,14 +103,16 @@ async def _png_response(result: Generated, scale: int) -> Response:
 
 _DIGITS = re.compile(r"0|[1-9][0-9]{0,9}")  # a plain decimal integer, as every validator reads it alike
 _INT_RANGES = {"seed": (0, 2**32 - 1), "n": (1, 100), "scale": (1, 16)}  # as declared on the route above
-_PARAMETERS = frozenset({"label", *_INT_RANGES, "format"})
+_FRACTION = re.compile(r"[01](\.[0-9]{1,17})?")  # a plain decimal truncation: 1, 0.7, 1.0 (float() reads it exactly)
+_PARAMETERS = frozenset({"label", *_INT_RANGES, "format", "truncation"})
 
 
 def plain_png_query(query_string: bytes) -> dict[str, Any] | None:
     """The arguments of a /generate query that plainly asks for a valid PNG, else None.
 
     Plainly: each parameter at most once, no other parameter, integers written as plain
-    digits within the route's ranges, a label that ``parse_label`` takes, format absent or png.
+    digits within the route's ranges, a truncation written as a plain decimal in 0 < psi <= 1,
+    a label that ``parse_label`` takes, format absent or png.
     None leaves the request to the FastAPI route, which either accepts it too (an unknown
     parameter, ``n=+3``) or words the error; so the two paths answer every query alike.
     """
@@ -105,13 +120,18 @@ def plain_png_query(query_string: bytes) -> dict[str, Any] | None:
     given = dict(pairs)
     if len(given) != len(pairs) or not given.keys() <= _PARAMETERS or given.get("format", "png") != "png":
         return None
-    args: dict[str, Any] = {"label": None, "seed": None, "n": 1, "scale": 1}
+    args: dict[str, Any] = {"label": None, "seed": None, "n": 1, "scale": 1, "truncation": 1.0}
     for name, (low, high) in _INT_RANGES.items():
         if name in given:
             text = given[name]
             if not _DIGITS.fullmatch(text) or not low <= int(text) <= high:
                 return None
             args[name] = int(text)
+    if "truncation" in given:
+        text = given["truncation"]
+        if not _FRACTION.fullmatch(text) or not 0.0 < float(text) <= 1.0:
+            return None
+        args["truncation"] = float(text)
     if "label" in given:
         try:
             args["label"] = parse_label(given["label"])
@@ -144,7 +164,9 @@ class DirectGenerate:
             args = plain_png_query(scope["query_string"]) if engine is not None else None
             if args is not None:
                 scope["route"] = self.route
-                result = await engine.generate(label=args["label"], seed=args["seed"], n=args["n"])
+                result = await engine.generate(
+                    label=args["label"], seed=args["seed"], n=args["n"], truncation=args["truncation"]
+                )
                 response = await _png_response(result, args["scale"])
                 await response(scope, receive, send)
                 return

@@ -286,15 +286,18 @@ $("generate-form").addEventListener("submit", async (event) => {
   const label = $("gen-class").value;
   const seed = $("gen-seed").value.trim();
   const count = $("gen-count").value.trim() || "1";
+  const truncation = $("gen-truncation").value.trim();
   const params = new URLSearchParams({ label, n: count, format: "json" });
   if (seed !== "") params.set("seed", seed);
+  if (truncation !== "") params.set("truncation", truncation); // empty: the default, 1
   const button = $("generate-button");
   button.disabled = true;
   $("generate-status").textContent = "Generating…";
   try {
-    const body = await (await api(`/generate?${params}`)).json();
+    const response = await api(`/generate?${params}`);
+    const body = await response.json();
     showError("generate-error", null);
-    showGrid(body);
+    showGrid(body, response.headers.get("X-Truncation"));
   } catch (err) {
     $("generate-status").textContent = "";
     showError("generate-error", err);
@@ -303,10 +306,11 @@ $("generate-form").addEventListener("submit", async (event) => {
   }
 });
 
-function showGrid(body) {
+function showGrid(body, truncation) {
   const name = body.label_name || "random class";
+  const psi = truncation && Number(truncation) !== 1 ? `, truncation ${Number(truncation)}` : "";
   $("generate-status").textContent =
-    `${body.images.length} × ${name}, seeds ${body.seed}–${body.seed + body.images.length - 1}. ` +
+    `${body.images.length} × ${name}, seeds ${body.seed}–${body.seed + body.images.length - 1}${psi}. ` +
     "Choose one to check it.";
   const buttons = body.images.map((data, i) => {
     const seed = (body.seed + i) % 2 ** 32;
@@ -317,18 +321,18 @@ function showGrid(body) {
     const img = document.createElement("img");
     img.src = `data:image/png;base64,${data}`;
     img.alt = ""; // the button says what it is
-    button.setAttribute("aria-label", `Check generated ${name}, seed ${seed}`);
+    button.setAttribute("aria-label", `Check generated ${name}, seed ${seed}${psi}`);
     img.width = 84;
     img.height = 84;
     button.append(img);
-    button.title = `Check this ${name} (seed ${seed}): real or fake?`;
+    button.title = `Check this ${name} (seed ${seed}${psi}): real or fake?`;
     button.addEventListener("click", () => {
       for (const other of $("grid").querySelectorAll(".sample")) other.setAttribute("aria-pressed", "false");
       button.setAttribute("aria-pressed", "true");
       if (body.label !== null) $("check-class").value = String(body.label);
       state.selected = {
         blob: base64ToBlob(data, "image/png"),
-        description: `Generated ${name}, seed ${seed}`,
+        description: `Generated ${name}, seed ${seed}${psi}`,
       };
       check();
     });

@@ -237,6 +237,23 @@ def test_generate_check_and_errors_in_the_page(service: str, page) -> None:
     expect(page.locator("#result-input-caption")).to_have_text("Generated Sneaker, seed 7")
     expect(page.locator("#grid .sample").first).to_have_attribute("aria-pressed", "true")
 
+    # Truncation 0.6: the API's images at that psi, said in the status line and the caption; back to 1 after.
+    truncation = page.get_by_role("spinbutton", name=re.compile("^Truncation"))
+    expect(truncation).to_have_value("1")
+    truncation.fill("0.6")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.locator("#generate-status")).to_contain_text("seeds 7–12, truncation 0.6")
+    api = call(service, "/generate?label=Sneaker&seed=7&n=6&truncation=0.6&format=json")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth === 28)"
+    )
+    shown = [src.split(",", 1)[1] for src in samples.evaluate_all("images => images.map(i => i.src)")]
+    assert shown == api["images"]
+    assert shown != call(service, "/generate?label=Sneaker&seed=7&n=6&format=json")["images"]
+    page.locator("#grid .sample").nth(1).click()
+    expect(page.locator("#result-input-caption")).to_have_text("Generated Sneaker, seed 8, truncation 0.6")
+    truncation.fill("1")
+
     # Upload an image with the discriminator: its verdict.
     pixels = sample_pixels(3)
     page.get_by_label("Model", exact=True).select_option("discriminator")
@@ -288,6 +305,14 @@ def test_generate_check_and_errors_in_the_page(service: str, page) -> None:
     page.get_by_role("button", name="Generate", exact=True).click()
     expect(page.locator("#generate-error")).to_contain_text("'n'")
     expect(page.locator("#generate-error")).to_contain_text("1 to 100")
+    # A bad truncation: the API's words name the range.
+    page.get_by_role("spinbutton", name="How many").fill("2")
+    page.get_by_role("spinbutton", name=re.compile("^Truncation")).evaluate(
+        "e => { e.removeAttribute('min'); e.value = '0'; }"
+    )
+    page.get_by_role("button", name="Generate", exact=True).click()
+    expect(page.locator("#generate-error")).to_contain_text("'truncation'")
+    expect(page.locator("#generate-error")).to_contain_text("0 < psi <= 1")
 
 
 def test_the_models_panel_gives_headline_figures_in_words_and_the_rest_on_demand(service: str, page) -> None:

@@ -130,12 +130,18 @@ def decode_png(data: bytes) -> np.ndarray:
     return np.asarray(image)
 
 
-def expected_images(generator: torch.nn.Module, seeds: list[int], label: int | None) -> np.ndarray:
-    """What the service must answer, computed one image at a time (so batching cannot hide in it)."""
+def expected_images(
+    generator: torch.nn.Module, seeds: list[int], label: int | None, truncation: float = 1.0
+) -> np.ndarray:
+    """What the service must answer, computed one image at a time (so batching cannot hide in it).
+
+    ``truncation``: the latent scaled by psi, written out here (the prior's mean is 0), not models.truncate."""
     rows = []
     with torch.no_grad():
         for seed in seeds:
             z = models.noise([seed], generator.config.z_dim)
+            if truncation != 1.0:
+                z = truncation * z
             y = None if label is None else torch.tensor([label])
             rows.append(models.quantize(generator(z, y))[0, 0].numpy())
     return np.stack(rows)

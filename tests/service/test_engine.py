@@ -91,6 +91,24 @@ async def test_concurrent_generate_requests_are_batched_and_each_gets_its_own_im
         assert metric(text, "fgan_engine_batch_requests_bucket", model="generator", le="1.0") < batches
 
 
+async def test_concurrent_requests_with_different_truncations_each_get_their_own(weights_dir) -> None:
+    async with serving(weights_dir, max_batch_size=64, batch_timeout_ms=300) as (_, client):
+        cases = [(seed, psi) for seed in (7, 8) for psi in (1.0, 0.9, 0.5, 0.05)]  # (seed, psi)
+        responses = await gather(
+            *[
+                lambda s=s, psi=psi: client.get("/generate", params={"seed": s, "label": 4, "truncation": psi})
+                for s, psi in cases
+            ]
+        )
+        generator = make_generator()
+        for (seed, psi), response in zip(cases, responses, strict=True):
+            assert response.status_code == 200
+            assert response.headers["x-truncation"] == repr(psi)
+            np.testing.assert_array_equal(decode_png(response.content), expected_images(generator, [seed], 4, psi)[0])
+        text = (await client.get("/metrics")).text
+        assert metric(text, "fgan_engine_batch_size_count", model="generator") < len(cases)  # they met in batches
+
+
 async def test_concurrent_classify_requests_are_batched_with_and_without_labels(tmp_path) -> None:
     weights = write_weights(tmp_path, detector=make_detector())
     detector, discriminator = make_detector(), make_discriminator()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 
 import numpy as np
@@ -133,6 +134,13 @@ def test_unconditional_generator_ignores_the_label(make_client, tmp_path) -> Non
         ("seed=4294967296", ["'seed'", "0 to 4294967295"]),
         ("seed=1.5", ["'seed'", "integer"]),
         ("format=gif", ["'format'", "'png' or 'json'"]),
+        ("truncation=0", ["'truncation'", "greater than 0", "0 < psi <= 1"]),
+        ("truncation=-0.5", ["'truncation'", "0 < psi <= 1"]),
+        ("truncation=1.01", ["'truncation'", "less than or equal to 1", "0 < psi <= 1"]),
+        ("truncation=nan", ["'truncation'", "finite", "0 < psi <= 1"]),
+        ("truncation=inf", ["'truncation'", "0 < psi <= 1"]),
+        ("truncation=abc", ["'truncation'", "number", "0 < psi <= 1"]),
+        ("truncation=", ["'truncation'", "0 < psi <= 1"]),
     ],
 )
 def test_bad_parameters_get_422_saying_what_is_accepted(client, query: str, names: list[str]) -> None:
@@ -142,6 +150,61 @@ def test_bad_parameters_get_422_saying_what_is_accepted(client, query: str, name
     assert body["error"] == "invalid_input"
     for name in names:
         assert name in body["detail"]
+
+
+# Truncation: psi = 1 is sampling as trained, psi < 1 pulls each latent toward the mean latent.
+
+# The sha256 of answers of the tiny test generator before truncation existed (the same torch, the same tiny
+# weights): psi = 1, given or not, must keep every byte of them.
+TODAYS_BYTES = {
+    "label=3&seed=42": "62944198657abf65b07b674d5836749db172e17d7a8fb6c80ba3536e16b982be",
+    "label=Bag&seed=1&n=16&scale=2": "2ffa1b60c15cc0c53c67982f0d7ff4a3f5a1fbf762363e829cfb77b2cbb7f4f6",
+    "label=0&seed=4294967295&n=2&format=json": "589668d9ff40bcc4cb8d1d62da0e582ab73ad5eba0b0da96951c3a5e206baf1d",
+}
+
+
+@pytest.mark.parametrize("direct_generate", [True, False])
+@pytest.mark.parametrize("psi", [None, "1", "1.0", "1.00"])
+def test_truncation_one_gives_todays_bytes(make_client, direct_generate: bool, psi: str | None) -> None:
+    client = make_client(direct_generate=direct_generate)
+    for query, digest in TODAYS_BYTES.items():
+        response = client.get(f"/generate?{query}" + ("" if psi is None else f"&truncation={psi}"))
+        assert response.status_code == 200
+        assert hashlib.sha256(response.content).hexdigest() == digest, query
+        assert response.headers["x-truncation"] == "1.0"
+
+
+@pytest.mark.parametrize("psi", [0.8, 0.6, 0.3])
+def test_truncation_below_one_is_the_scaled_latent_and_deterministic(client, psi: float) -> None:
+    response = client.get("/generate", params={"label": 6, "seed": 21, "n": 4, "truncation": psi, "format": "json"})
+    assert response.status_code == 200
+    assert response.headers["x-truncation"] == repr(psi)
+    got = np.stack([decode_png(base64.b64decode(i)) for i in response.json()["images"]])
+    np.testing.assert_array_equal(got, expected_images(make_generator(), [21, 22, 23, 24], 6, psi))
+    again = client.get("/generate", params={"label": 6, "seed": 21, "n": 4, "truncation": psi, "format": "json"})
+    assert again.content == response.content
+    as_trained = client.get("/generate", params={"label": 6, "seed": 21, "n": 4, "format": "json"})
+    assert as_trained.json()["images"] != response.json()["images"]
+
+
+def test_truncation_header_on_png_and_json(client) -> None:
+    png = client.get("/generate?label=2&seed=3&truncation=0.7")
+    assert (png.status_code, png.headers["x-truncation"], png.headers["x-seed"]) == (200, "0.7", "3")
+    body = client.get("/generate?label=2&seed=3&truncation=0.7&format=json")
+    assert body.headers["x-truncation"] == "0.7"
+    assert set(body.json()) == {"label", "label_name", "seed", "images"}  # the JSON body is as before
+    assert decode_png(base64.b64decode(body.json()["images"][0])).tolist() == decode_png(png.content).tolist()
+
+
+def test_truncation_is_documented_with_its_range(client) -> None:
+    (param,) = [
+        p
+        for p in client.get("/openapi.json").json()["paths"]["/generate"]["get"]["parameters"]
+        if p["name"] == "truncation"
+    ]
+    assert param["schema"]["exclusiveMinimum"] == 0 and param["schema"]["maximum"] == 1
+    assert param["schema"]["default"] == 1
+    assert "0 < psi <= 1" in param["description"]
 
 
 def test_png_is_a_valid_8_bit_grayscale_file(client) -> None:
@@ -163,6 +226,10 @@ PLAIN_QUERIES = [
     "format=png&label=2&seed=5&n=1&scale=1",
     "label=4&seed=11&n=100",
     "label=8&seed=3&scale=16",
+    "label=3&seed=42&truncation=0.7",
+    "label=3&seed=42&truncation=1",
+    "truncation=1.0&label=5&seed=6&n=3",
+    "label=3&seed=42&truncation=0.05",
 ]
 LEFT_TO_FASTAPI = [
     "label=3&label=4&seed=1",  # a parameter twice
@@ -177,6 +244,13 @@ LEFT_TO_FASTAPI = [
     "label=2&seed=1&n=0",
     "label=2&seed=1&scale=17",
     "label=2&seed=1&format=gif",
+    "label=3&seed=42&truncation=.7",  # not written plainly (FastAPI reads it as 0.7)
+    "label=3&seed=42&truncation=7e-1",
+    "label=3&seed=42&truncation=0",  # out of range: the route words the 422
+    "label=3&seed=42&truncation=0.0",
+    "label=3&seed=42&truncation=1.5",
+    "label=3&seed=42&truncation=nan",
+    "label=3&seed=42&truncation=",
 ]
 
 
@@ -186,9 +260,17 @@ def _answer(response) -> tuple[int, dict[str, str], bytes]:
 
 
 def test_which_queries_the_direct_path_answers() -> None:
-    assert plain_png_query(b"label=3&seed=42") == {"label": 3, "seed": 42, "n": 1, "scale": 1}
-    assert plain_png_query(b"") == {"label": None, "seed": None, "n": 1, "scale": 1}
-    assert plain_png_query(b"label=t-shirt%2Ftop&n=100&scale=16") == {"label": 0, "seed": None, "n": 100, "scale": 16}
+    one = {"truncation": 1.0}
+    assert plain_png_query(b"label=3&seed=42") == {"label": 3, "seed": 42, "n": 1, "scale": 1, **one}
+    assert plain_png_query(b"") == {"label": None, "seed": None, "n": 1, "scale": 1, **one}
+    assert plain_png_query(b"label=t-shirt%2Ftop&n=100&scale=16") == {
+        "label": 0,
+        "seed": None,
+        "n": 100,
+        "scale": 16,
+        **one,
+    }
+    assert plain_png_query(b"seed=1&truncation=0.75")["truncation"] == 0.75
     for query in PLAIN_QUERIES:
         assert plain_png_query(query.encode()) is not None, query
     for query in LEFT_TO_FASTAPI:

@@ -286,3 +286,72 @@ def test_a_detector_checkpoint_is_measured_like_a_discriminator(models_dir, tiny
     (det,) = report["detection"]
     assert det["class_name"] == "Detector" and det["kind"] == "detector" and det["temperature"] == 1.5
     assert 0.0 <= det["roc_auc"] <= 1.0 and det["n_real"] == det["n_fake"]
+
+
+# Truncation: evaluate samples at a given psi with the service's own function -----------------------
+
+
+def test_generate_uint8_at_a_truncation_draws_the_scaled_latents():
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(z_dim=Z, channels=4)).eval()
+    labels = balanced_labels(20, 10)
+    as_trained = generate_uint8(G, labels, seed=3, device="cpu")
+    assert torch.equal(generate_uint8(G, labels, seed=3, device="cpu", truncation=1.0), as_trained)
+    z = torch.randn(20, Z, generator=torch.Generator().manual_seed(3))
+    for psi in (0.8, 0.6):
+        got = generate_uint8(G, labels, seed=3, device="cpu", batch_size=7, truncation=psi)
+        with torch.no_grad():
+            assert torch.equal(got, quantize(G(psi * z, labels)).squeeze(1))  # the mean of N(0, I) is 0
+        assert not torch.equal(got, as_trained)
+    with pytest.raises(ValueError, match="0 < psi <= 1"):
+        generate_uint8(G, labels, seed=3, device="cpu", truncation=0.0)
+
+
+def test_evaluate_at_a_truncation_reports_it_and_is_deterministic(models_dir, tiny_data):
+    opts = tiny_options(models_dir, metrics=("fid", "precision_recall"), truncation=0.6)
+    a, b = evaluate(opts), evaluate(opts)
+    assert a["truncation"] == 0.6 and without_timing(a) == without_timing(b)
+    plain = evaluate(tiny_options(models_dir, metrics=("fid", "precision_recall")))
+    assert plain["truncation"] == 1.0
+    assert a["fid"]["generated_vs_test"] != plain["fid"]["generated_vs_test"]
+    assert a["fid"]["train_vs_test"] == plain["fid"]["train_vs_test"]  # the real reference does not move
+    assert "psi 0.6" in render_markdown(a) and "psi" not in render_markdown(plain)
+    with pytest.raises(ValueError, match="0 < psi <= 1"):
+        evaluate(tiny_options(models_dir, truncation=1.5))
+
+
+def test_evaluate_command_measures_the_truncation_curve(models_dir, tiny_data, tmp_path, capsys):
+    out = tmp_path / "curve.json"
+    argv = ["evaluate", "--generator", str(models_dir / "gen"), "--classifier", str(models_dir / "clf")]
+    argv += ["--samples-per-class", "10", "--metrics", "fid,precision_recall", "--no-progress"]
+    assert main([*argv, "--truncation", "1,0.8,0.6", "--out", str(out)]) == 0
+    curve = json.loads(out.read_text())
+    assert [row["truncation"] for row in curve["truncation_curve"]] == [1.0, 0.8, 0.6]
+    for row, report in zip(curve["truncation_curve"], curve["reports"], strict=True):
+        assert report["truncation"] == row["truncation"]
+        assert row["precision"] == report["precision_recall"]["generated"]["precision"]
+        assert row["recall"] == report["precision_recall"]["generated"]["recall"]
+    # The psi = 1 row is the plain report's figures.
+    plain = evaluate(tiny_options(models_dir, metrics=("fid", "precision_recall")))
+    assert curve["truncation_curve"][0]["recall"] == plain["precision_recall"]["generated"]["recall"]
+    assert curve["real_reference"]["recall"] == plain["precision_recall"]["train_reference"]["recall"]
+    markdown = (tmp_path / "curve.md").read_text()
+    assert "| Truncation psi | Precision (k = 3) | Recall (k = 3) | FID, classifier features |" in markdown
+    assert "| 0.8 |" in markdown and "| real data |" in markdown
+    assert "--truncation 1,0.8,0.6" in curve["command"] and curve["command"] in markdown
+    assert markdown.strip() in capsys.readouterr().out
+
+
+def test_evaluate_command_refuses_a_bad_truncation_and_recording_a_truncated_report(
+    models_dir, tiny_data, tmp_path, capsys, caplog
+):
+    argv = ["evaluate", "--generator", str(models_dir / "gen"), "--classifier", str(models_dir / "clf")]
+    argv += ["--out", str(tmp_path / "r.json"), "--no-progress"]
+    for bad in ("0", "1.2", "nan", "x", "1,0"):
+        with pytest.raises(SystemExit) as exited:
+            main([*argv, "--truncation", bad])
+        assert exited.value.code == 2
+        assert "0 < psi <= 1" in capsys.readouterr().err
+    with caplog.at_level(logging.ERROR):
+        assert main([*argv, "--truncation", "0.8", "--record"]) == 2
+    assert "--record" in caplog.text and not (tmp_path / "r.json").exists()

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 
 import torch
 
-from models import WEIGHTS_DIR, CheckpointError
+from models import TRUNCATION_RANGE, WEIGHTS_DIR, CheckpointError, check_truncation
 from training.data import DATASETS, DataError
-from training.evaluation import METRICS, EvalOptions, evaluate, record_in_checkpoint, render_markdown, write_reports
+from training.evaluation import (
+    METRICS,
+    EvalOptions,
+    evaluate,
+    record_in_checkpoint,
+    render_curve_markdown,
+    render_markdown,
+    truncation_curve,
+    write_reports,
+)
 from training.metrics.inception import InceptionUnavailable
 
 NAME = "evaluate"
@@ -27,6 +37,16 @@ def _metrics_list(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown metrics {unknown}; choose from {','.join(METRICS)}")
     return names
+
+
+def _truncation_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(check_truncation(t.strip()) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"each truncation must be {TRUNCATION_RANGE}, several separated by commas; got {text!r}"
+        ) from None
+    return values
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -106,6 +126,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)",
     )
+    p.add_argument(
+        "--truncation",
+        type=_truncation_list,
+        default=(1.0,),
+        metavar="PSI[,PSI...]",
+        help="sample every generated image with its latent pulled toward the mean latent by psi, as the "
+        "service's truncation does (0 < psi <= 1; default 1: as trained); several values, e.g. 1,0.8,0.6: "
+        "the fidelity-diversity curve, one row per psi, instead of one report",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -128,8 +157,14 @@ def run(args: argparse.Namespace) -> int:
         detection_images=args.detection_images,
         inception=args.inception,
         inception_samples=args.inception_samples,
+        truncation=args.truncation[0],
     )
+    if args.record and args.truncation != (1.0,):
+        log.error("--record stores the figures of the generator as trained: leave --truncation at 1")
+        return 2
     try:
+        if len(args.truncation) > 1:
+            return _curve(opts, args)
         report = evaluate(opts, progress=not args.no_progress)
     except (CheckpointError, DataError, ValueError, InceptionUnavailable) as exc:
         log.error("%s", exc)
@@ -140,3 +175,41 @@ def run(args: argparse.Namespace) -> int:
     print(render_markdown(report))
     log.info("wrote %s and %s in %.0f s", json_path, md_path, report["seconds"]["total"])
     return 0
+
+
+def _curve(opts: EvalOptions, args: argparse.Namespace) -> int:
+    """Several truncation values: one report holding a row per psi (and every full report)."""
+    curve = truncation_curve(opts, args.truncation, progress=not args.no_progress)
+    curve["command"] = _command(args)
+    markdown = render_curve_markdown(curve, curve["command"])
+    json_path, md_path = write_reports(curve, args.out, markdown)
+    print(markdown)
+    log.info("wrote %s and %s in %.0f s", json_path, md_path, curve["seconds"]["total"])
+    return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that measures the same figures again (the options that differ from the defaults)."""
+    words = ["python", "-m", "training", NAME, "--generator", args.generator]
+    words += [w for path in args.discriminator for w in ("--discriminator", path)]
+    words += [w for path in args.detector for w in ("--detector", path)]
+    if args.classifier != str(WEIGHTS_DIR / "classifier"):
+        words += ["--classifier", args.classifier]
+    optional = {
+        "--metrics": (",".join(args.metrics), ",".join(METRICS)),
+        "--samples-per-class": (args.samples_per_class, _D.samples_per_class),
+        "--seed": (args.seed, _D.seed),
+        "--k": (args.k, _D.k),
+        "--gan-train-images": (args.gan_train_images, _D.gan_train_images),
+        "--detection-images": (args.detection_images, _D.detection_images),
+        "--dataset": (args.dataset, _D.dataset),
+        "--data-dir": (args.data_dir, None),
+        "--threads": (args.threads, 0),
+    }
+    for flag, (value, default) in optional.items():
+        if value != default:
+            words += [flag, str(value)]
+    if args.inception:
+        words += ["--inception", "--inception-samples", str(args.inception_samples)]
+    words += ["--truncation", ",".join(f"{psi:g}" for psi in args.truncation), "--out", str(args.out)]
+    return shlex.join(words)
