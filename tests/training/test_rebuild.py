@@ -31,12 +31,10 @@ def recorded(path: str) -> Path:
     the GAN run that made it."""
     if path == "models/weights/generator":
         return OUT / "gan-aux/generator"
-    if path == "models/weights/detector":
-        return OUT / "detector-stage4/detector"  # what that path held when the last run started from it
+    if path == "runs/det-previous":
+        return OUT / "detector-stage4/detector"  # the fourth run's weights, kept when the fifth was shipped
     assert path.startswith("runs/"), path
-    # The upsampling GAN the detector trained against was made by an earlier version of that family's code;
-    # a rebuild trains today's, by the same command.
-    return OUT / path.removeprefix("runs/").replace("upsample-gan-s0-collapsed", "upsample-gan-s0")
+    return OUT / path.removeprefix("runs/")
 
 
 def training_facts(name: str) -> dict:
@@ -107,6 +105,12 @@ def test_the_detector_recipe_is_the_shipped_detectors() -> None:
         bank = recorded(g["path"])
         (maker,) = [s for s in steps if s.product == bank]
         assert maker.argv[:2] == ("zoo", "sample") and f"/{g['family']}-s0/" in str(bank)
+        # ... from a model trained as long as the recorded one, with the recorded seeds.
+        (trainer,) = [s for s in steps if s.product == bank.parent / "model"]
+        zoo = build_parser().parse_args(list(trainer.argv))
+        sample = build_parser().parse_args(list(maker.argv))
+        assert (zoo.steps, zoo.seed) == (g["model_steps"], g["model_seed"])
+        assert (sample.seed, sample.split) == (g["bank_seed"], g["bank_split"])
 
 
 def test_every_generator_a_detector_run_names_is_made_before_it() -> None:
