@@ -118,9 +118,12 @@ class BankSource:
     def describe(self) -> dict[str, Any]:
         # Where the bank came from: the zoo model (its seed and steps) and the bank's own seed and split.
         origin = {k: self.meta[k] for k in ("model_seed", "model_steps", "seed", "split") if k in self.meta}
-        return {"path": self.path, "family": self.family, "conditional": self.conditional, "images": len(self.images)} | {
-            f"bank_{k}" if k in ("seed", "split") else k: v for k, v in origin.items()
-        }
+        return {
+            "path": self.path,
+            "family": self.family,
+            "conditional": self.conditional,
+            "images": len(self.images),
+        } | {f"bank_{k}" if k in ("seed", "split") else k: v for k, v in origin.items()}
 
 
 def open_source(spec: str | Path, device: torch.device) -> FakeSource:

@@ -172,9 +172,7 @@ def tradeoff(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                 for t in ordinary
             ),
             "ordinary_n": len(ordinary),
-            "held_out_accuracy": float(
-                np.mean([f["accuracy"] for t in held for f in figures[t]["sources"].values()])
-            )
+            "held_out_accuracy": float(np.mean([f["accuracy"] for t in held for f in figures[t]["sources"].values()]))
             if held
             else None,
             "heavy_ece_max": max((head[t]["ece_max"] for t in heavy), default=None),

@@ -59,7 +59,9 @@ def test_a_bank_is_read_checked_and_sampled(bank, tmp_path):
 
 def test_a_bank_describes_the_zoo_model_and_the_draw_it_came_from(tmp_path):
     images = np.zeros((10, 28, 28), dtype=np.uint8)
-    path = write_bank(tmp_path / "b.npz", images, np.arange(10), model_seed=1, model_steps=3000, seed=1011, split="test")
+    path = write_bank(
+        tmp_path / "b.npz", images, np.arange(10), model_seed=1, model_steps=3000, seed=1011, split="test"
+    )
     assert BankSource(path).describe() == {
         "path": path, "family": "toy", "conditional": True, "images": 10,
         "model_seed": 1, "model_steps": 3000, "bank_seed": 1011, "bank_split": "test",
