@@ -22,6 +22,7 @@ from models.detector import DETECTORS, Detector, DetectorConfig, DetectorEnsembl
 from models.labels import NAMES, NUM_CLASSES, UnknownLabelError, label_name, parse_label
 from models.latents import TRUNCATION_RANGE, check_truncation, noise, truncate
 from models.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from models.pix2pix import PatchDiscriminator, PatchDiscriminatorConfig, Pix2PixGenerator, Pix2PixGeneratorConfig
 from models.pixels import quantize, requantize, to_float
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -43,6 +44,10 @@ __all__ = [
     "DiscriminatorConfig",
     "Generator",
     "GeneratorConfig",
+    "PatchDiscriminator",
+    "PatchDiscriminatorConfig",
+    "Pix2PixGenerator",
+    "Pix2PixGeneratorConfig",
     "UnknownLabelError",
     "build_model",
     "check_truncation",

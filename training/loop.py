@@ -29,9 +29,10 @@ from models import NAMES, Discriminator, DiscriminatorConfig, Generator, Generat
 from models.latents import noise
 from models.pixels import quantize
 from training.artifacts import labelled_grid, plot_losses, write_gif
+from training.augment import diff_augment, parse_policy
 from training.data import load_split
 from training.device import resolve_device
-from training.losses import d_loss, g_loss
+from training.losses import d_loss, g_loss, mode_seeking, r1_penalty
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,13 @@ class TrainOptions:
     # Weight of the auxiliary class loss (AC-GAN style); 0: projection only. None: the default, 0.5 for a
     # conditional run (measured: GAN-test 50% against 33% without it after 2 epochs), 0 for an unconditional one.
     aux_weight: float | None = None
+    # Diversity: differentiable augmentation of D's inputs ("translation,cutout,color"; training.augment),
+    # R1 penalty weight gamma on real images (0: off), mode-seeking term weight (0: off), and the final
+    # fraction of the run over which both learning rates decay linearly to zero (0: constant).
+    diffaugment: str = ""
+    r1_gamma: float = 0.0
+    ms_weight: float = 0.0
+    lr_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
     limit: int | None = None  # first N training images only (smoke runs)
@@ -141,6 +149,11 @@ class Trainer:
             opts.aux_weight = 0.0 if opts.unconditional else DEFAULT_AUX_WEIGHT
         if opts.aux_weight < 0 or (opts.aux_weight and opts.unconditional):
             raise ValueError("--aux-weight must be >= 0, and 0 for an unconditional run (it has no classes)")
+        self.augment = parse_policy(opts.diffaugment)
+        if opts.r1_gamma < 0 or opts.ms_weight < 0:
+            raise ValueError("--r1-gamma and --ms-weight must be >= 0")
+        if not 0.0 <= opts.lr_decay <= 1.0:
+            raise ValueError("--lr-decay must be a fraction of the run in [0, 1]")
         num_classes = 0 if opts.unconditional else len(NAMES)
         torch.manual_seed(opts.seed)
         self.G = Generator(GeneratorConfig(z_dim=opts.z_dim, num_classes=num_classes, channels=opts.channels))
@@ -233,6 +246,29 @@ class Trainer:
             return None
         return torch.randint(0, len(NAMES), (n,), generator=self.rng, device=self.device)
 
+    def _paired_labels(self, n: int) -> torch.Tensor | None:
+        """Labels whose second half repeats the first (for the mode-seeking pairs); one more when n is odd."""
+        if self.opts.unconditional:
+            return None
+        half = self._sample_labels(n // 2)
+        return torch.cat([half, half, self._sample_labels(n % 2)])
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.augment, self.rng) if self.augment else x
+
+    def _set_learning_rates(self, steps_per_epoch: int) -> None:
+        """Both learning rates, decayed linearly to 0 over the run's last opts.lr_decay (a function of the step,
+        so a resumed run follows the same schedule)."""
+        opts = self.opts
+        if not opts.lr_decay:
+            return
+        total = opts.epochs * steps_per_epoch
+        left = max(total - self.step, 0)
+        factor = min(1.0, left / (opts.lr_decay * total))
+        for optimizer, base in ((self.opt_g, opts.lr_g), (self.opt_d, opts.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
+
     def _exported_generator(self) -> Generator:
         return self.G_ema if self.G_ema is not None else self.G
 
@@ -285,12 +321,16 @@ class Trainer:
             idx = perm[i * B : (i + 1) * B]
             real = to_float(train.images[idx]).unsqueeze(1)  # (B, 1, 28, 28)
             y_real = None if opts.unconditional else train.labels[idx]
+            self._set_learning_rates(steps_per_epoch)
 
             # Update D.
             z = torch.randn(B, opts.z_dim, generator=self.rng, device=dev)
             y_fake = self._sample_labels(B)
             with torch.no_grad(), amp:
                 fake = self.G(z, y_fake)
+            real, fake = self._augment(real), self._augment(fake)
+            if opts.r1_gamma:
+                real.requires_grad_(True)
             with amp:
                 if opts.aux_weight:
                     real_logits, real_classes = self.D.forward_with_classes(real, y_real)
@@ -301,6 +341,8 @@ class Trainer:
                 loss_d = d_loss(real_logits, fake_logits, opts.loss)
                 if opts.aux_weight:  # D learns the classes from real images only
                     loss_d = loss_d + opts.aux_weight * F.cross_entropy(real_classes.float(), y_real)
+            if opts.r1_gamma:
+                loss_d = loss_d + 0.5 * opts.r1_gamma * r1_penalty(real_logits, real)
             if opts.d_gate is not None and (fake_logits < 0).float().mean().item() > opts.d_gate:
                 skipped += 1  # D already wins on this batch: let G catch up
             else:
@@ -310,15 +352,21 @@ class Trainer:
 
             # Update G.
             z = torch.randn(B, opts.z_dim, generator=self.rng, device=dev)
-            y_fake = self._sample_labels(B)
+            y_fake = self._paired_labels(B) if opts.ms_weight else self._sample_labels(B)
             with amp:
                 fake = self.G(z, y_fake)
+                seen = self._augment(fake)
                 if opts.aux_weight:
-                    logits, classes = self.D.forward_with_classes(fake, y_fake)
+                    logits, classes = self.D.forward_with_classes(seen, y_fake)
                     loss_g = g_loss(logits.float(), opts.loss)
                     loss_g = loss_g + opts.aux_weight * F.cross_entropy(classes.float(), y_fake)
                 else:
-                    loss_g = g_loss(self.D(fake, y_fake).float(), opts.loss)
+                    loss_g = g_loss(self.D(seen, y_fake).float(), opts.loss)
+                if opts.ms_weight:  # the two halves of the batch share their labels, pair by pair
+                    h = B // 2
+                    loss_g = loss_g + opts.ms_weight * mode_seeking(
+                        fake[:h].float(), fake[h : 2 * h].float(), z[:h], z[h : 2 * h]
+                    )
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
@@ -423,6 +471,11 @@ class Trainer:
             "lr_d": opts.lr_d,
             "ema": opts.ema,
             "d_gate": opts.d_gate,
+            "aux_weight": opts.aux_weight,
+            "diffaugment": opts.diffaugment,
+            "r1_gamma": opts.r1_gamma,
+            "ms_weight": opts.ms_weight,
+            "lr_decay": opts.lr_decay,
             "seed": opts.seed,
             "device": str(self.device),
             "code_version": code_version(),

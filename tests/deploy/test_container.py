@@ -257,6 +257,7 @@ def test_both_replicas_serve(deployment):
 
 def test_killing_a_replica_under_load_loses_no_request(deployment):
     statuses: Counter[int | str] = Counter()
+    errors: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -271,6 +272,8 @@ def test_killing_a_replica_under_load_loses_no_request(deployment):
                     ).status_code
                 except httpx.HTTPError as e:
                     status = type(e).__name__
+                    with lock:
+                        errors.append(f"{status}: {e}")
                 with lock:
                     statuses[status] += 1
 
@@ -288,7 +291,15 @@ def test_killing_a_replica_under_load_loses_no_request(deployment):
             w.join(timeout=60)
     total = sum(statuses.values())
     assert total > 100, f"too little load to tell: {dict(statuses)}"
-    assert statuses[200] == total, f"requests lost while a replica died: {dict(statuses)}"
+    if statuses[200] != total:
+        proxy = deployment.compose("logs", "--no-log-prefix", "proxy", check=False).stdout
+        problems = [line for line in proxy.splitlines() if "[error]" in line or "[warn]" in line or '" 50' in line]
+        raise AssertionError(
+            f"requests lost while a replica died: {dict(statuses)}\n"
+            + "\n".join(errors[:5])
+            + "\nthe proxy's errors:\n"
+            + "\n".join(problems[-20:])
+        )
     # The survivor still serves alone.
     assert httpx.get(f"{deployment.url}/generate?label=1", timeout=30).status_code == 200
 

@@ -51,6 +51,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="weight of an auxiliary class loss on D's extra head (AC-GAN style); 0: projection only "
         f"(default {DEFAULT_AUX_WEIGHT}, 0 when unconditional)",
     )
+    p.add_argument(
+        "--diffaugment",
+        default=d.diffaugment,
+        metavar="P1,P2",
+        help="differentiable augmentation of D's inputs, real and fake: any of translation,cutout,color ('': off)",
+    )
+    p.add_argument("--r1-gamma", type=float, default=d.r1_gamma, metavar="G", help="R1 penalty weight (0: off)")
+    p.add_argument(
+        "--ms-weight", type=float, default=d.ms_weight, metavar="W", help="mode-seeking term weight (0: off)"
+    )
+    p.add_argument(
+        "--lr-decay",
+        type=float,
+        default=d.lr_decay,
+        metavar="F",
+        help="decay both learning rates linearly to 0 over the last F of the run (0: constant)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
