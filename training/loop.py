@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from models import NAMES, Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, save_model, to_float
+from models import (
+    NAMES,
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+    load_model,
+    save_model,
+    to_float,
+)
 from models.latents import noise
 from models.pixels import quantize
 from training.artifacts import labelled_grid, plot_losses, write_gif
@@ -42,6 +52,7 @@ GRID_COLUMNS = 10
 
 
 DEFAULT_AUX_WEIGHT = 0.5
+CPU_BATCH, GPU_BATCH = 64, 256  # the automatic batch size per device (TrainOptions.batch_size)
 
 
 @dataclass
@@ -50,7 +61,9 @@ class TrainOptions:
     data_dir: str | None = None
     dataset: str = "fashion-mnist"
     epochs: int = 20
-    batch_size: int = 64
+    # None: the device's own, 64 on the CPU and 256 on CUDA; an automatic 256 also scales both learning rates
+    # by sqrt(256 / 64) = 2, the square-root rule for Adam. An explicit batch size keeps the rates as given.
+    batch_size: int | None = None
     lr_g: float = 2e-4  # Adam learning rates
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -71,6 +84,10 @@ class TrainOptions:
     r1_gamma: float = 0.0
     ms_weight: float = 0.0
     lr_decay: float = 0.0
+    # Start from trained weights: a directory holding generator/ and discriminator/ checkpoints (a run
+    # directory, or models/weights). Their architecture must match the options; D's class head is dropped
+    # or started fresh when the options want it and the checkpoint has not.
+    init: str | None = None
     seed: int = 0
     device: str = "auto"
     limit: int | None = None  # first N training images only (smoke runs)
@@ -83,6 +100,17 @@ class TrainOptions:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def fit_to_device(opts: TrainOptions, device: torch.device) -> None:
+    """Fill in an automatic batch size (None) for the device: CPU_BATCH on the CPU; GPU_BATCH on CUDA, where
+    both learning rates are scaled by sqrt(GPU_BATCH / CPU_BATCH) (the square-root rule for Adam). An explicit
+    batch size leaves the options as they are. The options then record what the run really used."""
+    if opts.batch_size is not None:
+        return
+    opts.batch_size = GPU_BATCH if device.type == "cuda" else CPU_BATCH
+    scale = math.sqrt(opts.batch_size / CPU_BATCH)
+    opts.lr_g, opts.lr_d = opts.lr_g * scale, opts.lr_d * scale
 
 
 def code_version() -> str:
@@ -143,6 +171,7 @@ class Trainer:
             raise ValueError(f"unknown loss {opts.loss!r}; expected hinge or bce")
         if opts.d_gate is not None and not 0.0 < opts.d_gate <= 1.0:
             raise ValueError("--d-gate must be a fraction in (0, 1]")
+        fit_to_device(opts, self.device)
         if opts.batch_size < 2:
             raise ValueError("--batch-size must be at least 2")
         if opts.aux_weight is None:
@@ -160,6 +189,8 @@ class Trainer:
         self.D = Discriminator(
             DiscriminatorConfig(num_classes=num_classes, channels=opts.channels, aux_classifier=opts.aux_weight > 0)
         )
+        if opts.init:
+            self._load_init(Path(opts.init))
         self.G.to(self.device)
         self.D.to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if opts.ema > 0 else None
@@ -172,6 +203,27 @@ class Trainer:
         # Fixed noise for the per-epoch grids: one row per class, the same columns in every row.
         self.grid_z = noise(list(range(GRID_COLUMNS)), opts.z_dim).repeat(len(NAMES), 1)
         self.grid_y = torch.arange(len(NAMES)).repeat_interleave(GRID_COLUMNS)
+
+    def _load_init(self, directory: Path) -> None:
+        G = load_model(directory / "generator", expected=Generator)
+        D = load_model(directory / "discriminator", expected=Discriminator)
+        for mine, theirs, what in ((self.G.config, G.config, "generator"), (self.D.config, D.config, "discriminator")):
+            differ = {
+                k: (getattr(theirs, k), v)
+                for k, v in vars(mine).items()
+                if k != "aux_classifier" and getattr(theirs, k) != v
+            }
+            if differ:
+                raise ValueError(
+                    f"--init {directory}: its {what} does not match the options "
+                    + ", ".join(f"{k} {a} (options: {b})" for k, (a, b) in differ.items())
+                )
+        self.G.load_state_dict(G.state_dict())
+        own = self.D.state_dict()
+        kept = {k: v for k, v in D.state_dict().items() if k in own}
+        missing = self.D.load_state_dict(kept, strict=False).missing_keys
+        if any(not k.startswith("aux.") for k in missing):
+            raise ValueError(f"--init {directory}: its discriminator lacks {missing}")
 
     # Resume state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -472,6 +524,7 @@ class Trainer:
             "ema": opts.ema,
             "d_gate": opts.d_gate,
             "aux_weight": opts.aux_weight,
+            "init": opts.init,
             "diffaugment": opts.diffaugment,
             "r1_gamma": opts.r1_gamma,
             "ms_weight": opts.ms_weight,

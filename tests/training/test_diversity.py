@@ -1,12 +1,14 @@
 """What each diversity measure of the GAN's training computes: DiffAugment, R1, mode seeking, lr decay."""
 
+import json
+
 import pytest
 import torch
 
 from models import load_model
 from tests.training.test_train import _assert_same, _weights, tiny_options
 from training.augment import BACKGROUND, cutout, diff_augment, parse_policy, translation
-from training.loop import Trainer
+from training.loop import Trainer, TrainOptions, fit_to_device
 from training.losses import mode_seeking, r1_penalty
 
 
@@ -157,3 +159,45 @@ def test_each_measure_trains_and_resumes_exactly(tiny_data, tmp_path, overrides)
 def test_bad_diversity_options_are_refused(tiny_data, tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         Trainer(tiny_options(tmp_path / "r", **overrides))
+
+
+def test_batch_size_and_learning_rates_fit_the_device():
+    cpu = TrainOptions(out="x")
+    fit_to_device(cpu, torch.device("cpu"))
+    assert (cpu.batch_size, cpu.lr_g, cpu.lr_d) == (64, 2e-4, 2e-4)
+    gpu = TrainOptions(out="x", lr_d=1e-4)
+    fit_to_device(gpu, torch.device("cuda"))
+    assert gpu.batch_size == 256 and gpu.lr_g == pytest.approx(4e-4) and gpu.lr_d == pytest.approx(2e-4)
+    explicit = TrainOptions(out="x", batch_size=128)
+    fit_to_device(explicit, torch.device("cuda"))
+    assert (explicit.batch_size, explicit.lr_g) == (128, 2e-4), "an explicit batch size keeps the rates"
+
+
+def test_an_automatic_batch_size_is_recorded_as_used(tiny_data, tmp_path):
+    trainer = Trainer(tiny_options(tmp_path / "r", batch_size=None, limit=128, epochs=1))
+    trainer.train()
+    options = json.loads((tmp_path / "r" / "options.json").read_text())
+    assert options["batch_size"] == 64 and options["lr_g"] == 2e-4
+    resumed = Trainer.resume(tmp_path / "r", epochs=2)
+    assert resumed.opts.batch_size == 64 and resumed.opts.lr_g == 2e-4
+
+
+def test_init_starts_from_trained_checkpoints(tiny_data, tmp_path):
+    Trainer(tiny_options(tmp_path / "a", epochs=1, aux_weight=0.5)).train()
+    G = load_model(tmp_path / "a" / "generator")
+    D = load_model(tmp_path / "a" / "discriminator")
+    # Without the class head: D's other weights are the checkpoint's; G and its average start from G.
+    fine = Trainer(tiny_options(tmp_path / "b", init=str(tmp_path / "a"), aux_weight=0.0))
+    _assert_same(fine.G.state_dict(), G.state_dict())
+    _assert_same(fine.G_ema.state_dict(), G.state_dict())
+    own = fine.D.state_dict()
+    assert not any(k.startswith("aux.") for k in own)
+    _assert_same(own, {k: v for k, v in D.state_dict().items() if k in own})
+    fine.train()
+    assert load_model(tmp_path / "b" / "generator").checkpoint["training"]["init"] == str(tmp_path / "a")
+
+
+def test_init_with_another_architecture_is_refused(tiny_data, tmp_path):
+    Trainer(tiny_options(tmp_path / "a", epochs=1)).train()
+    with pytest.raises(ValueError, match="channels 4 \\(options: 8\\)"):
+        Trainer(tiny_options(tmp_path / "b", init=str(tmp_path / "a"), channels=8))

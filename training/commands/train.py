@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from training.data import DATASETS, DataError
-from training.loop import DEFAULT_AUX_WEIGHT, Trainer, TrainOptions
+from training.loop import CPU_BATCH, DEFAULT_AUX_WEIGHT, GPU_BATCH, Trainer, TrainOptions
 
 NAME = "train"
 HELP = "train the GAN; writes a self-describing run directory (options, stats, grids, GIF, curves, checkpoints)"
@@ -28,7 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the four IDX files (else $FGAN_DATA_DIR, Debian's, download)")
     p.add_argument("--dataset", choices=DATASETS, default=d.dataset)
     p.add_argument("--epochs", type=int, default=None, help=f"total epochs (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"default: {CPU_BATCH} on the CPU; {GPU_BATCH} on CUDA, with both learning rates doubled (sqrt rule)",
+    )
     p.add_argument("--lr-g", type=float, default=d.lr_g, help="generator Adam learning rate")
     p.add_argument("--lr-d", type=float, default=d.lr_d, help="discriminator Adam learning rate")
     p.add_argument("--z-dim", type=int, default=d.z_dim, help="latent size")
@@ -67,6 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=d.lr_decay,
         metavar="F",
         help="decay both learning rates linearly to 0 over the last F of the run (0: constant)",
+    )
+    p.add_argument(
+        "--init",
+        metavar="DIR",
+        help="start from the generator/ and discriminator/ checkpoints in DIR (a run directory, or models/weights)",
     )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=None, help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)")
