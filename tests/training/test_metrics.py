@@ -19,7 +19,12 @@ from training.metrics.detection import (
 )
 from training.metrics.fid import fid_from_features, frechet_distance, gaussian_stats
 from training.metrics.gan_test import class_accuracy, gan_test
-from training.metrics.precision_recall import knn_radii, manifold_coverage, precision_recall
+from training.metrics.precision_recall import (
+    knn_radii,
+    manifold_coverage,
+    per_class_precision_recall,
+    precision_recall,
+)
 
 
 def random_spd(d: int, seed: int) -> np.ndarray:
@@ -166,6 +171,38 @@ def test_precision_recall_do_not_depend_on_batching():
 def test_knn_needs_more_samples_than_k():
     with pytest.raises(ValueError, match="k must be"):
         knn_radii(torch.zeros(3, 2), 3)
+
+
+def test_per_class_precision_recall_finds_the_class_that_collapsed():
+    g = torch.Generator().manual_seed(4)
+    # Three classes, far apart, 60 real samples each; the generator's class 0 collapses onto one point
+    # (the centre of the real class), class 1 is a fresh draw from the real distribution, class 2 copies the reals.
+    centres = torch.tensor([[0.0] * 6, [40.0] * 6, [-40.0] * 6])
+    real = torch.cat([centres[c] + torch.randn(60, 6, generator=g) for c in range(3)])
+    real_labels = torch.arange(3).repeat_interleave(60)
+    fake = torch.cat([centres[0].expand(50, 6), centres[1] + torch.randn(50, 6, generator=g), real[120:180]])
+    fake_labels = torch.tensor([0] * 50 + [1] * 50 + [2] * 60)
+    collapsed, fresh, copied = per_class_precision_recall(real, real_labels, fake, fake_labels, 3, k=3)
+    # A point mass is realistic (inside the real manifold) but covers nothing: its k-NN radius is 0.
+    assert collapsed.precision == 1.0 and collapsed.recall == 0.0
+    assert copied.precision == 1.0 and copied.recall == 1.0
+    assert 0.6 < fresh.precision <= 1.0 and 0.6 < fresh.recall <= 1.0
+    # Each class on its own, with the same k: exactly the overall function on that class's samples.
+    alone = precision_recall(real[60:120], fake[50:100], k=3)
+    assert (fresh.precision, fresh.recall) == (alone.precision, alone.recall)
+    # The overall figure dilutes the collapse over the three classes.
+    overall = precision_recall(real, fake, k=3)
+    assert overall.recall > 0.6 > collapsed.recall
+
+
+def test_per_class_precision_recall_skips_classes_too_small_for_k_and_checks_labels():
+    feats = torch.randn(20, 3, generator=torch.Generator().manual_seed(5))
+    labels = torch.tensor([0] * 10 + [1] * 7 + [2] * 3)  # class 2: 3 samples, not more than k = 3
+    out = per_class_precision_recall(feats, labels, feats.clone(), labels.clone(), 4, k=3)
+    assert out[0] is not None and out[0].recall == 1.0 and out[1] is not None
+    assert out[2] is None and out[3] is None  # too few, and no samples at all
+    with pytest.raises(ValueError, match="one label per sample"):
+        per_class_precision_recall(feats, labels[:5], feats, labels, 3)
 
 
 # GAN-test ---------------------------------------------------------------------------------------

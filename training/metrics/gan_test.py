@@ -18,6 +18,11 @@ import torch
 from models.labels import NAMES
 
 
+def class_names(num_classes: int) -> list[str]:
+    """How a report names classes: Fashion-MNIST's names for its 10 classes, else the ids as text."""
+    return list(NAMES) if num_classes == len(NAMES) else [str(i) for i in range(num_classes)]
+
+
 @dataclass
 class ClassAccuracy:
     overall: float  # 0-1 over all samples
@@ -25,7 +30,7 @@ class ClassAccuracy:
     counts: list[int]  # samples per class
 
     def to_json(self) -> dict[str, Any]:
-        names = NAMES if len(self.per_class) == len(NAMES) else [str(i) for i in range(len(self.per_class))]
+        names = class_names(len(self.per_class))
         return {
             "overall": self.overall,
             "per_class": dict(zip(names, self.per_class, strict=True)),

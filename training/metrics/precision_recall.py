@@ -9,6 +9,10 @@ sample, reaching to that sample's k-th nearest neighbour within its own set.
   generator cover the variety of the real data?).
 
 Identical sets give precision = recall = 1; sets far apart give 0 and 0.
+
+``per_class_precision_recall`` measures the same within each class of a labelled
+set: class c's generated samples against class c's real ones, with the same k, so
+that a class the generator covers poorly shows up even when the overall figure hides it.
 """
 
 from __future__ import annotations
@@ -92,3 +96,31 @@ def precision_recall(
     precision = manifold_coverage(f, r, knn_radii(r, k, batch_size=batch_size), batch_size=batch_size)
     recall = manifold_coverage(r, f, knn_radii(f, k, batch_size=batch_size), batch_size=batch_size)
     return PrecisionRecall(precision, recall, k)
+
+
+def per_class_precision_recall(
+    real: torch.Tensor,
+    real_labels: torch.Tensor,
+    fake: torch.Tensor,
+    fake_labels: torch.Tensor,
+    num_classes: int,
+    *,
+    k: int = DEFAULT_K,
+    batch_size: int = 1024,
+) -> list[PrecisionRecall | None]:
+    """Precision and recall within each class: (M, D) generated features of class c against (N, D) real of class c.
+
+    Entry c is None where either side has k samples of class c or fewer (a k-NN radius needs k other samples).
+    """
+    real_labels, fake_labels = torch.as_tensor(real_labels).cpu(), torch.as_tensor(fake_labels).cpu()
+    if real_labels.shape != (len(real),) or fake_labels.shape != (len(fake),):
+        raise ValueError(
+            f"expected one label per sample: {len(real)} real and {len(fake)} generated features, "
+            f"labels of shape {tuple(real_labels.shape)} and {tuple(fake_labels.shape)}"
+        )
+    out: list[PrecisionRecall | None] = []
+    for c in range(num_classes):
+        r, f = real[real_labels == c], fake[fake_labels == c]  # (N_c, D), (M_c, D)
+        too_few = min(len(r), len(f)) <= k
+        out.append(None if too_few else precision_recall(r, f, k=k, batch_size=batch_size))
+    return out
