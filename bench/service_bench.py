@@ -6,16 +6,19 @@ The servers run side by side, each pinned to the same CPU core (``taskset``):
 - ``no-batching``: the same service with FGAN_MAX_BATCH_SIZE=1 (baseline a);
 - ``plain``: bench/plain_app.py, a per-request FastAPI handler with UploadFile/Form (baseline b);
 - ``fastapi-route`` (only when asked for with ``--variants``): the service with
-  FGAN_DIRECT_GENERATE=false, so every GET /generate goes through FastAPI's routing and validation.
+  FGAN_DIRECT_GENERATE=false and FGAN_DIRECT_TRANSLATE=false, so every GET /generate and POST /translate goes
+  through FastAPI's routing and validation.
 
 A load generator pinned to another core (Debian's ``hey`` when installed, else an asyncio + httpx
-client in this process) drives GET /generate, POST /classify and POST /classify/batch (``classify-batch``:
---batch-images images a request; not the plain handler, which has no such route) at each concurrency,
+client in this process) drives GET /generate, POST /classify, POST /classify/batch (``classify-batch``:
+--batch-images images a request; not the plain handler, which has no such route) and POST /translate (a
+28x28 PNG sketch, dark strokes on white, so that the inversion runs too) at each concurrency,
 one variant after the other for each point (so slow drift on a shared machine hits all alike). Each
 point has a short warm-up, then a timed run. The script prints a table and writes JSON with
 requests/s, images/s, p50, p99 and errors per point, plus the ratios the service is held to at
-concurrency 32: /generate >= 2.5x and /classify >= 1.5x the plain handler's requests/s, with p99 no
-worse; and /classify/batch at concurrency 8 >= 2x the images/s of single /classify at 32, on the engine.
+concurrency 32: /generate >= 2.5x, /classify >= 1.5x and /translate >= 2x the plain handler's requests/s,
+with p99 no worse; and /classify/batch at concurrency 8 >= 2x the images/s of single /classify at 32, on the
+engine.
 
 Models: the checkpoints in --weights (the shipped ones by default when present), else networks
 of the shipped sizes (default GeneratorConfig/DiscriminatorConfig) with fixed random weights:
@@ -27,6 +30,7 @@ speed does not depend on what the weights have learned.
         --out bench/results/direct_route.json      # what the direct /generate path saves
     python bench/service_bench.py --endpoints classify classify-batch --variants engine --concurrency 8 32 \
         --out bench/results/classify_batch.json    # single /classify against /classify/batch, side by side
+    python bench/service_bench.py --endpoints translate --out bench/results/translate_bench.json   # sketches
 """
 
 from __future__ import annotations
@@ -56,16 +60,16 @@ import models  # noqa: E402
 from bench import local_service  # noqa: E402
 from bench.local_service import LocalService  # noqa: E402
 from bench.record import header, write  # noqa: E402
-from service.loading import default_classifier_name  # noqa: E402
+from service.loading import TRANSLATOR, default_classifier_name  # noqa: E402
 
 VARIANTS = ("engine", "no-batching", "plain", "fastapi-route")
 DEFAULT_VARIANTS = VARIANTS[:3]
-ENDPOINTS = ("generate", "classify", "classify-batch")
-DEFAULT_ENDPOINTS = ENDPOINTS[:2]
-TARGETS = {"generate": 2.5, "classify": 1.5}  # requests/s over the plain handler's, at concurrency 32
+ENDPOINTS = ("generate", "classify", "classify-batch", "translate")
+DEFAULT_ENDPOINTS = ("generate", "classify", "translate")
+TARGETS = {"generate": 2.5, "classify": 1.5, "translate": 2.0}  # requests/s over the plain handler's, at 32
 # Images/s of /classify/batch at concurrency BATCH_CONCURRENCY over single /classify's at 32 (the engine's).
 BATCH_TARGET, BATCH_CONCURRENCY = 2.0, 8
-PATHS = {"classify": "/classify", "classify-batch": "/classify/batch"}
+PATHS = {"classify": "/classify", "classify-batch": "/classify/batch", "translate": "/translate"}
 
 
 @dataclass
@@ -90,6 +94,7 @@ def make_weights(directory: Path) -> Path:
     torch.manual_seed(0)
     models.save_model(models.Generator(models.GeneratorConfig()), directory / "generator")
     models.save_model(models.Discriminator(models.DiscriminatorConfig()), directory / "discriminator")
+    models.save_model(models.Pix2PixGenerator(models.Pix2PixGeneratorConfig()), directory / TRANSLATOR)
     return directory
 
 
@@ -102,7 +107,7 @@ def start_server(variant: str, weights: Path, cpu: int, log_dir: Path) -> LocalS
     elif variant == "no-batching":
         env["FGAN_MAX_BATCH_SIZE"] = "1"
     elif variant == "fastapi-route":
-        env["FGAN_DIRECT_GENERATE"] = "false"
+        env["FGAN_DIRECT_GENERATE"] = env["FGAN_DIRECT_TRANSLATE"] = "false"
     return local_service.start(weights, log_dir / f"{variant}.log", env=env, command=command, cpu=cpu)
 
 
@@ -125,6 +130,23 @@ def classify_body(images: int = 1) -> tuple[bytes, str]:
     for _ in range(images):
         body += f'--{boundary}\r\nContent-Disposition: form-data; name="label"\r\n\r\n8\r\n'.encode()
     body += f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def sketch_body() -> tuple[bytes, str]:
+    """A multipart body with one 28x28 PNG sketch (a shoe's outline, dark strokes on white), as curl -F sends it."""
+    from PIL import ImageDraw
+
+    drawing = Image.new("L", (28, 28), 255)
+    ImageDraw.Draw(drawing).line([(2, 21), (7, 13), (14, 14), (25, 20), (25, 23), (2, 23), (2, 21)], fill=0, width=2)
+    buffer = io.BytesIO()
+    drawing.save(buffer, format="PNG")
+    boundary = uuid.uuid4().hex
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="sketch.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    body += buffer.getvalue() + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -228,16 +250,16 @@ def model_only(weights: Path, cpu: int, seconds: float = 1.0) -> dict[str, dict[
         generator = models.load_model(weights / "generator")
         judge_name = default_classifier_name(weights)  # /classify's default model
         judge = models.load_model(weights / judge_name)
+        networks = [
+            ("generator", generator, lambda b: (models.noise(list(range(b)), generator.z_dim), torch.arange(b) % 10)),
+            (judge_name, judge, lambda b: (torch.rand(b, 1, 28, 28) * 2 - 1, torch.arange(b) % 10)),
+        ]
+        if (weights / TRANSLATOR).is_dir():
+            translator = models.load_model(weights / TRANSLATOR).eval()
+            networks.append((TRANSLATOR, translator, lambda b: (torch.rand(b, 1, 28, 28) * 2 - 1,)))
         figures = {}
         with torch.inference_mode():
-            for name, network, batch_of in (
-                (
-                    "generator",
-                    generator,
-                    lambda b: (models.noise(list(range(b)), generator.z_dim), torch.arange(b) % 10),
-                ),
-                (judge_name, judge, lambda b: (torch.rand(b, 1, 28, 28) * 2 - 1, torch.arange(b) % 10)),
-            ):
+            for name, network, batch_of in networks:
                 figures[name] = {}
                 for batch in (1, 32):
                     inputs = batch_of(batch)
@@ -288,7 +310,13 @@ def main() -> int:
         else:
             weights = make_weights(work / "weights")
             weights_note = "shipped sizes (default GeneratorConfig/DiscriminatorConfig), fixed random weights"
-    bodies = {"classify": classify_body(), "classify-batch": classify_body(args.batch_images)}
+    if "translate" in args.endpoints and not (weights / TRANSLATOR).is_dir():
+        raise SystemExit(f"{weights} has no {TRANSLATOR}/ checkpoint: /translate cannot be measured with it")
+    bodies = {
+        "classify": classify_body(),
+        "classify-batch": classify_body(args.batch_images),
+        "translate": sketch_body(),
+    }
     for endpoint, (body, _) in bodies.items():
         (work / f"{endpoint}.body").write_bytes(body)
 

@@ -16,10 +16,17 @@ from service import resources
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.limits import RequestLimitsMiddleware, batch_too_large_message
-from service.loading import StartupError, classifier_names, configure_torch, load_models, resolve_device
+from service.loading import (
+    StartupError,
+    classifier_names,
+    configure_torch,
+    has_translator,
+    load_models,
+    resolve_device,
+)
 from service.observability import InFlight, Metrics, RequestMiddleware, StartupErrorMiddleware
 from service.openapi import install_openapi
-from service.routes import classify, docs, explain, generate, health, meta
+from service.routes import classify, docs, explain, generate, health, meta, translate
 from service.routes.meta import package_version
 from service.routes.page import PageMiddleware
 from service.security import ApiKeyMiddleware
@@ -35,7 +42,9 @@ Generate Fashion-MNIST images of a chosen class with a conditional GAN, and tell
 - `POST /explain`, the same form → a PNG of the image with a GradCAM heatmap of what pushed it toward "fake".
 - `POST /classify/batch` with up to 64 `image` files (and as many `label` fields, in order, or none) →
   `{"results": [...]}`, one verdict (as `/classify` gives it) or one `{"error", "detail"}` per image, in order.
-- `GET /` → a web page to generate, classify and explain in a browser.
+- `POST /translate` with a multipart `image` file, a sketch → a 28×28 PNG of the garment a pix2pix model draws
+  from it (`scale`, `invert` options).
+- `GET /` → a web page to generate, classify, explain and draw sketches in a browser.
 
 Every error is JSON `{"error": code, "detail": message}` saying what was wrong and what is accepted.
 """
@@ -50,7 +59,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One batcher per model runs forward passes side by side: the budget is split between them. Set before
         # any torch work, since a thread keeps the thread count it first computed with.
         budget = resources.cpu_budget()
-        batchers = 1 + len(classifier_names(settings.weights_dir))
+        batchers = 1 + len(classifier_names(settings.weights_dir)) + has_translator(settings.weights_dir)
         plan = resources.plan_threads(budget, batchers, settings.torch_threads)
         configure_torch(plan.threads)
         model_set = await anyio.to_thread.run_sync(load_models, settings.weights_dir, device)
@@ -142,14 +151,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     install_openapi(app, settings)
-    for router in (generate.router, classify.router, explain.router, meta.router, docs.router, health.router):
+    routers = (
+        generate.router,
+        classify.router,
+        explain.router,
+        translate.router,
+        meta.router,
+        docs.router,
+        health.router,
+    )
+    for router in routers:
         app.include_router(router)
 
     # Added innermost first: RequestMiddleware wraps everything, so 401s and 413s get request ids and
-    # metrics too, and the key is checked before the body is read. DirectGenerate, innermost, answers
-    # most GET /generate requests before FastAPI's routing (routes/generate.py says why).
+    # metrics too, and the key is checked before the body is read. DirectGenerate and DirectTranslate, innermost,
+    # answer most GET /generate and POST /translate requests before FastAPI's routing (routes/generate.py says why).
     if settings.direct_generate:
         app.add_middleware(generate.DirectGenerate)
+    if settings.direct_translate:
+        app.add_middleware(translate.DirectTranslate)
     batch_bytes = settings.batch_upload_bytes
     app.add_middleware(
         RequestLimitsMiddleware,

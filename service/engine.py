@@ -1,13 +1,14 @@
-"""The inference engine: one micro-batcher per model, and the two operations the API offers.
+"""The inference engine: one micro-batcher per model, and the operations the API offers.
 
-``Engine.generate`` and ``Engine.classify`` take validated, decoded inputs and
+``Engine.generate``, ``Engine.classify`` and ``Engine.translate`` take validated, decoded inputs and
 return plain results; they know nothing of HTTP. Each model has its own
 batcher (and so its own worker thread and bounded queue), so a burst of
 /classify calls does not queue behind /generate calls.
 
 Batching does not change answers: latents are drawn per seed on the CPU
 (``models.noise``; a request's truncation scales its own rows), every network here works on each row independently in eval
-mode, and outputs are quantized like a served PNG.
+mode, and outputs are quantized like a served PNG. The sketch-to-clothing U-Net needs one more step for that:
+a lone sketch runs as a batch of two (``_predict_translate`` says why).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import models
 from models import verdicts
 from models.labels import accepted as accepted_labels
 from service.batching import BatcherClosed, BatchObserver, MicroBatcher, QueueFull
-from service.errors import InvalidInput, Overloaded
-from service.loading import DETECTOR, ModelSet, ServedModel
+from service.errors import InvalidInput, ModelUnavailable, Overloaded
+from service.loading import DETECTOR, MISSING_TRANSLATOR, ModelSet, ServedModel
 from service.resources import ComputeSlots
 from service.settings import Settings
 
@@ -64,6 +65,12 @@ class Generated:
 
 
 @dataclass(frozen=True)
+class Translated:
+    image: np.ndarray  # (28, 28) uint8: the garment drawn from the sketch
+    model: str  # NAME@VERSION of the translator (ServedModel.tag)
+
+
+@dataclass(frozen=True)
 class Verdict:
     label: Literal["real", "fake"]
     confidence: float  # in [0.5, 1], rounded to 4 digits after the decision
@@ -91,7 +98,7 @@ class Engine:
         requests only while some are in the server but not yet queued (see service.batching).
         ``slots``: how many forward passes may run at once (service.resources; default: one per model)."""
         self.models = model_set
-        self.slots = slots or ComputeSlots(1 + len(model_set.classifiers))
+        self.slots = slots or ComputeSlots(len(model_set.served))
         self._requests_in_flight = requests_in_flight
         self.device = model_set.device
         self.max_batch_size = settings.max_batch_size
@@ -110,6 +117,9 @@ class Engine:
             name: MicroBatcher(name, self._in_slot(self._classify_predictor(served)), **limits)
             for name, served in model_set.classifiers.items()
         }
+        self._translator: MicroBatcher[torch.Tensor, np.ndarray] | None = None
+        if model_set.translator is not None:
+            self._translator = MicroBatcher(model_set.translator.name, self._in_slot(self._predict_translate), **limits)
 
     def _in_slot(self, predict: Callable[[list[J]], list[R]]) -> Callable[[list[J]], list[R]]:
         """``predict``, run holding one of the compute slots."""
@@ -124,7 +134,7 @@ class Engine:
 
     @property
     def batchers(self) -> list[MicroBatcher]:
-        return [self._generator, *self._classifiers.values()]
+        return [self._generator, *self._classifiers.values(), *([self._translator] if self._translator else [])]
 
     def _pending_arrivals(self) -> int:
         # Open requests not yet queued or running anywhere: they may be about to join. (Some are
@@ -153,6 +163,12 @@ class Engine:
             predict(jobs[:1])
             predict(jobs)
             log.debug("warmed up %s", name)
+        if self.models.translator is not None:
+            # Sketches of a kind: the generated images, as light strokes on dark.
+            sketches = [torch.from_numpy(image.copy()) for image in images]
+            self._predict_translate(sketches[:1])
+            self._predict_translate(sketches)
+            log.debug("warmed up %s", self.models.translator.name)
 
     # Operations ----------------------------------------------------------------------------------
 
@@ -220,6 +236,19 @@ class Engine:
             for outcome in outcomes
         ]
 
+    def require_translator(self) -> ServedModel:
+        """The sketch-to-clothing model, or a 503 saying that this server has none."""
+        if self.models.translator is None:
+            raise ModelUnavailable(MISSING_TRANSLATOR)
+        return self.models.translator
+
+    async def translate(self, sketch: torch.Tensor) -> Translated:
+        """The garment drawn from a (28, 28) uint8 sketch (light strokes on dark); 503 when no translator is loaded."""
+        served = self.require_translator()
+        assert self._translator is not None
+        image = await self._submit(self._translator, sketch)
+        return Translated(image=image, model=served.tag)
+
     def _judge(self, model: str | None, labels: Sequence[int | None]) -> ServedModel:
         """The classifier asked for, checking that it has the labels it needs (422 otherwise)."""
         served = self.resolve_classifier(model)
@@ -283,6 +312,21 @@ class Engine:
             results.append(pixels[offset : offset + len(job.seeds)])
             offset += len(job.seeds)
         return results
+
+    def _predict_translate(self, sketches: list[torch.Tensor]) -> list[np.ndarray]:
+        served = self.models.translator
+        assert served is not None
+        n = len(sketches)
+        x = models.to_float(torch.stack(sketches)).unsqueeze(1)  # (n, 1, 28, 28) in -1..1
+        if n == 1 and self.device.type == "cpu":
+            # On the CPU PyTorch convolves a lone image by another path than a batch (the U-Net's 3x3 stride-2
+            # Conv2d e3.0 and ConvTranspose2d d3.0 sum in another order), so a sketch alone would come out a
+            # grey level off here and there from the same sketch in a batch. Run it as a batch of two instead.
+            x = torch.cat([x, x])
+        with torch.inference_mode():
+            out = served.module(x.to(self.device, non_blocking=True))  # (n or 2, 1, 28, 28)
+            pixels = models.quantize(out[:n]).cpu().numpy()[:, 0]  # (n, 28, 28) uint8
+        return list(pixels)
 
     def _classify_predictor(self, served: ServedModel) -> Callable[[Sequence[ClassifyJob]], list[float]]:
         def predict(jobs: Sequence[ClassifyJob]) -> list[float]:

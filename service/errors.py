@@ -68,6 +68,13 @@ class Overloaded(ServiceError):
     code = "overloaded"
 
 
+class ModelUnavailable(ServiceError):
+    """The route's model is not loaded on this server (an optional model whose weights are absent)."""
+
+    status_code = 503
+    code = "model_unavailable"
+
+
 def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 
@@ -83,6 +90,7 @@ ACCEPTED: dict[str, str] = {
     "seed": "an integer from 0 to 4294967295",
     "format": "'png' or 'json'",
     "truncation": TRUNCATION_RANGE,
+    "invert": "'auto', 'true' or 'false'",
 }
 
 

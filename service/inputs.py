@@ -1,5 +1,5 @@
-"""Reading request inputs: labels, model names, the multipart form of /classify, /explain and /classify/batch,
-and the images.
+"""Reading request inputs: labels, model names, the multipart form of /classify, /explain, /classify/batch and
+/translate, and the images.
 
 The form is parsed here with python-multipart's streaming parser into bytes in
 memory (the body is already capped by the upload limit), instead of through
@@ -26,9 +26,11 @@ from starlette.requests import Request
 import models
 from models import image_files
 from models.labels import accepted as accepted_labels
+from service import sketches
 from service.errors import BadRequest, InvalidInput, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 CLASSIFY_FIELDS = ("image", "label", "model")
+SKETCH_FIELDS = ("image",)
 _MAX_PARTS = 16  # of a /classify or /explain form; a batch's: this beyond two per image (an image and its label)
 _USAGE = "e.g. curl -F image=@x.png -F label=8 …/classify"
 _MAX_TEXT_FIELD = 256  # bytes in a text field (label, model)
@@ -80,10 +82,16 @@ class ClassifyForm:
 
 
 async def read_multipart(
-    request: Request, *, max_parts: int = _MAX_PARTS, max_images: int | None = None, usage: str = _USAGE
+    request: Request,
+    *,
+    max_parts: int = _MAX_PARTS,
+    max_images: int | None = None,
+    usage: str = _USAGE,
+    fields: tuple[str, ...] = CLASSIFY_FIELDS,
 ) -> list[_Part]:
     """Parse a multipart/form-data body into its parts (415 for another content type, 400 if malformed, 422 for
-    more than ``max_parts`` parts or ``max_images`` 'image' fields, refused as soon as the part is seen)."""
+    more than ``max_parts`` parts or ``max_images`` 'image' fields, refused as soon as the part is seen).
+    ``fields``: the form's fields, named in the messages."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data":
         got = content_type.decode("latin-1") or "no Content-Type"
@@ -102,9 +110,7 @@ async def read_multipart(
     def on_part_begin() -> None:
         nonlocal current
         if len(parts) >= max_parts:
-            raise InvalidInput(
-                f"the form has more than {max_parts} parts; accepted fields: {', '.join(CLASSIFY_FIELDS)}"
-            )
+            raise InvalidInput(f"the form has more than {max_parts} parts; accepted fields: {', '.join(fields)}")
         current = _Part()
         parts.append(current)
 
@@ -175,11 +181,11 @@ def _text(part: _Part | None, name: str) -> str | None:
         raise InvalidInput(f"the '{name}' field is not UTF-8 text") from None
 
 
-def _no_image(parts: list[_Part], how: str) -> InvalidInput:
+def _no_image(parts: list[_Part], how: str, fields: tuple[str, ...] = CLASSIFY_FIELDS) -> InvalidInput:
     names = sorted({part.name for part in parts if part.name}) or ["none"]
     return InvalidInput(
         f"the form has no 'image' field (fields sent: {', '.join(names)}); "
-        f"send {how}; accepted fields: {', '.join(CLASSIFY_FIELDS)}"
+        f"send {how}; accepted fields: {', '.join(fields)}"
     )
 
 
@@ -233,6 +239,32 @@ async def read_upload(
     label = parse_label(form.label)
     image = await decode_upload(form.image, max_pixels=max_pixels, decoders=decoders)
     return Upload(image, label, pick_model(query_model, form.model))
+
+
+# Sketches ---------------------------------------------------------------------------------------
+
+_SKETCH_USAGE = "e.g. curl -F image=@sketch.png -o garment.png …/translate"
+
+
+async def read_sketch(
+    request: Request,
+    invert: sketches.Invert = "auto",
+    *,
+    max_pixels: int,
+    decoders: anyio.CapacityLimiter | None = None,
+) -> sketches.Sketch:
+    """Read the /translate form (one 'image' file; other fields are ignored, as /classify ignores them), decode
+    the image as every upload is, and ready it for the model (service.sketches: polarity, blank sketches).
+
+    The form's and the image's errors are /classify's, word for word; a blank sketch is a 422 of its own."""
+    parts = await read_multipart(request, usage=_SKETCH_USAGE, fields=SKETCH_FIELDS)
+    image = _one(parts, "image")
+    if image is None:
+        raise _no_image(parts, "the sketch as a file field: -F image=@sketch.png", SKETCH_FIELDS)
+    data = bytes(image.data)
+    image.data.clear()  # a request waiting for the model holds the decoded 28x28 sketch only
+    pixels = await decode_upload(data, max_pixels=max_pixels, decoders=decoders)
+    return sketches.prepare(pixels, invert)
 
 
 # Batches ----------------------------------------------------------------------------------------

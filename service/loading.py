@@ -2,7 +2,9 @@
 
 Layout: ``<weights>/generator/`` and ``<weights>/discriminator/`` are required,
 ``<weights>/detector/`` is optional (a dedicated real/fake detector; when present
-it is the default model of /classify). Each is a checkpoint directory in the
+it is the default model of /classify), and so is ``<weights>/pix2pix/`` (the
+sketch-to-clothing generator of POST /translate; without it the service starts,
+and /translate answers 503 saying why). Each is a checkpoint directory in the
 project's format (see models/checkpoint.py).
 """
 
@@ -25,6 +27,7 @@ log = logging.getLogger("service.loading")
 GENERATOR = "generator"
 DISCRIMINATOR = "discriminator"
 DETECTOR = "detector"
+TRANSLATOR = "pix2pix"
 
 
 class StartupError(Exception):
@@ -76,6 +79,12 @@ class ModelSet:
     device: torch.device
     generator: ServedModel
     classifiers: dict[str, ServedModel]  # "discriminator", and "detector" when present
+    translator: ServedModel | None = None  # pix2pix, when the weights directory holds it
+
+    @property
+    def served(self) -> list[ServedModel]:
+        """Every loaded model: the generator, the classifiers, the translator (when loaded)."""
+        return [self.generator, *self.classifiers.values(), *([self.translator] if self.translator else [])]
 
     @property
     def default_classifier(self) -> str:
@@ -159,6 +168,18 @@ def classifier_names(weights_dir: Path) -> tuple[str, ...]:
     return (DETECTOR, DISCRIMINATOR) if default_classifier_name(weights_dir) == DETECTOR else (DISCRIMINATOR,)
 
 
+def has_translator(weights_dir: Path) -> bool:
+    """Whether a weights directory holds the sketch-to-clothing model (POST /translate)."""
+    return (Path(weights_dir) / TRANSLATOR).exists()
+
+
+# Why POST /translate cannot answer on a server whose weights directory has no translator.
+MISSING_TRANSLATOR = (
+    f"no sketch-to-clothing model is loaded on this server: its weights directory (FGAN_WEIGHTS_DIR) has no "
+    f"{TRANSLATOR}/ checkpoint; the other routes work as usual"
+)
+
+
 def load_models(weights_dir: Path, device: torch.device) -> ModelSet:
     """Load and check every served model. Raises CheckpointError naming the file at fault."""
     weights_dir = Path(weights_dir)
@@ -172,4 +193,9 @@ def load_models(weights_dir: Path, device: torch.device) -> ModelSet:
     if default_classifier_name(weights_dir) == DETECTOR:
         # A single Detector or an ensemble of them.
         classifiers[DETECTOR] = _load(DETECTOR, weights_dir / DETECTOR, models.DETECTORS, device)
-    return ModelSet(device=device, generator=generator, classifiers=classifiers)
+    translator = None
+    if has_translator(weights_dir):
+        translator = _load(TRANSLATOR, weights_dir / TRANSLATOR, models.Pix2PixGenerator, device)
+    else:
+        log.info("%s; POST /translate answers 503", MISSING_TRANSLATOR)
+    return ModelSet(device=device, generator=generator, classifiers=classifiers, translator=translator)

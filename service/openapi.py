@@ -3,8 +3,9 @@
 The routes describe the upload forms of /classify, /explain and /classify/batch for every model the service
 can serve; a server without a detector accepts only the discriminator, and needs a label with every upload.
 So the schema is built once per app from its settings: the upload forms list the models its weights directory
-holds, the batch form as many images as FGAN_MAX_BATCH_IMAGES allows, and the API key is declared when one is
-set. Every request the schema describes is one the server accepts (tests/robustness/test_fuzz_api.py holds it
+holds, the batch form as many images as FGAN_MAX_BATCH_IMAGES allows, POST /translate is listed only when the
+weights directory holds its model (without it the route answers 503, model_unavailable), and the API key is
+declared when one is set. Every request the schema describes is one the server accepts (tests/robustness/test_fuzz_api.py holds it
 to that).
 """
 
@@ -15,13 +16,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.loading import classifier_names
+from service.loading import classifier_names, has_translator
 from service.routes.classify import BATCH_PATH
 from service.schemas import upload_form
 from service.security import document_api_key
 from service.settings import Settings
 
 UPLOAD_PATHS = ("/classify", "/explain")
+TRANSLATE_PATH = "/translate"
 
 
 def build_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
@@ -33,6 +35,8 @@ def build_schema(app: FastAPI, settings: Settings) -> dict[str, Any]:
         operation = schema.get("paths", {}).get(path, {}).get("post")
         if operation is not None:
             operation["requestBody"] = form
+    if not has_translator(settings.weights_dir):
+        schema.get("paths", {}).pop(TRANSLATE_PATH, None)
     if settings.api_key is not None:
         document_api_key(schema)
     return schema

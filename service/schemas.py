@@ -1,5 +1,5 @@
 """What the API takes and answers, as /docs and /openapi.json describe it: the label values, the upload forms
-of /classify, /explain and /classify/batch, the error table, and the response bodies."""
+of /classify, /explain, /classify/batch and /translate, the error table, and the response bodies."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ ERRORS: dict[int, str] = {
     415: "Not multipart/form-data, or an upload in no accepted image format.",
     422: "A parameter or field is not accepted (label, option, model; a missing or doubled field; an empty, "
     "corrupt or over-large image); the message says what is accepted.",
-    503: "Overloaded: a queue is full, or the service is starting or stopping (retry after Retry-After seconds).",
+    503: "Overloaded: a queue is full, or the service is starting or stopping (retry after Retry-After seconds); "
+    "or the route's optional model is not loaded on this server (model_unavailable).",
     504: "Not finished within the request timeout (FGAN_REQUEST_TIMEOUT_S).",
 }
 UPLOAD_ERRORS = (400, 413, 415, 422, 503, 504)  # /classify and /explain
@@ -48,6 +49,16 @@ BATCH_ERRORS: dict[int, str] = {
     422: "No image, more images than FGAN_MAX_BATCH_IMAGES, labels not one per image, an unknown model, a "
     "doubled model field, or no labels for a model that needs them. A corrupt, unsupported or over-large image, "
     "or a bad label, is an entry of the answer instead.",
+}
+
+
+# /translate: the upload's errors are /classify's; a blank sketch is a 422 of its own.
+TRANSLATE_ERRORS: dict[int, str] = {
+    **ERRORS,
+    422: "A missing or doubled 'image' field, an empty, corrupt or over-large image, a bad option (scale, invert), "
+    "or a blank sketch (no strokes: all one grey once converted to 28x28); the message says what is accepted.",
+    503: "Overloaded (retry after Retry-After seconds), or no sketch-to-clothing model is loaded on this server "
+    "(model_unavailable: its weights directory has no pix2pix/ checkpoint).",
 }
 
 
@@ -123,6 +134,26 @@ def upload_form(
     return {"required": True, "content": {"multipart/form-data": media}}
 
 
+def sketch_form() -> dict[str, Any]:
+    """The request body of /translate: one image, the sketch."""
+    image = {
+        "type": "string",
+        "format": "binary",
+        "description": f"The sketch: {ACCEPTED_FORMATS}, any size (converted to 28x28 grayscale as every upload "
+        "is). Light strokes on a dark background, like Fashion-MNIST's images, or dark strokes on a light one "
+        "(inverted when its border is light, see invert).",
+    }
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["image"],
+        # Other fields are ignored, up to a limit on the parts of a form: the schema allows none.
+        "additionalProperties": False,
+        "properties": {"image": image},
+    }
+    media = {"schema": schema, "encoding": {"image": {"contentType": ", ".join(MEDIA_TYPES.values())}}}
+    return {"required": True, "content": {"multipart/form-data": media}}
+
+
 class ErrorResponse(BaseModel):
     """Every 4xx/5xx answer."""
 
@@ -193,7 +224,7 @@ class LabelsResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    name: str = Field(description="generator, discriminator or detector.")
+    name: str = Field(description="generator, discriminator, detector or pix2pix.")
     class_name: str
     version: str = Field(description="The first 12 hex digits of the SHA-256 of its weights (as in X-Model).")
     parameters: int
@@ -210,7 +241,14 @@ class InfoResponse(BaseModel):
     device: str
     ready: bool
     default_classifier: str
+    classifiers: list[str] = Field(
+        description="The models /classify, /explain and /classify/batch can use, the default first."
+    )
     models: list[ModelInfo]
+    unavailable: dict[str, str] = Field(
+        description="Routes this server cannot serve, each with why (an optional model whose weights are absent); "
+        "they answer 503 with that message."
+    )
     settings: dict[str, Any] = Field(description="Batching, queue, timeout and upload limits in force.")
     versions: dict[str, str] = Field(description="Python, torch and web framework versions.")
 

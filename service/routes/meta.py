@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 
 from models import NAMES
 from service.deps import get_engine, get_settings
+from service.loading import MISSING_TRANSLATOR
 from service.schemas import InfoResponse, Label, LabelsResponse, ModelInfo
 
 router = APIRouter(tags=["about"])
@@ -33,13 +34,15 @@ async def info(
     request: Request,
 ) -> InfoResponse:
     engine, settings = get_engine(request), get_settings(request)
-    served = [engine.models.generator, *engine.models.classifiers.values()]
+    served = engine.models.served
+    unavailable = {} if engine.models.translator is not None else {"/translate": MISSING_TRANSLATOR}
     return InfoResponse(
         service="fashion-gan",
         version=package_version(),
         device=str(engine.device),
         ready=bool(request.app.state.ready),
         default_classifier=engine.models.default_classifier,
+        classifiers=sorted(engine.classifier_names, key=lambda name: name != engine.models.default_classifier),
         models=[
             ModelInfo(
                 name=m.name,
@@ -54,6 +57,7 @@ async def info(
             )
             for m in served
         ],
+        unavailable=unavailable,
         settings={
             "max_batch_size": settings.max_batch_size,
             "batch_timeout_ms": settings.batch_timeout_ms,

@@ -1,9 +1,9 @@
-"""GET /: the web page (generate, classify, explain, model figures), /static/*: its script, styles and icon,
+"""GET /: the web page (generate, classify, explain, sketch to clothing, model figures), /static/*: its files,
 and /docs/assets/*: Swagger UI's script and styles for /docs (routes/docs.py).
 
 Plain HTML, JavaScript and CSS from ``service/static/`` (no build step, nothing from
 a CDN: many deployments have no internet). The page calls the public API (/labels,
-/info, /generate, /classify, /explain) like any other client.
+/info, /generate, /classify, /explain, /translate) like any other client.
 
 Served by a middleware placed outside the API key check, so that the page opens
 in a browser when FGAN_API_KEY is set: a browser cannot add a header when it

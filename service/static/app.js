@@ -8,6 +8,9 @@ const state = {
   labels: [], // [{id, name}]
   selected: null, // {blob, label, description}
   checkRun: 0, // only the latest check may write its answer
+  judges: [], // the models /classify can use, the default first (from /info)
+  garment: null, // the last garment /translate answered: a PNG blob
+  sketchRun: 0, // only the latest translation may write its answer
 };
 
 const $ = (id) => document.getElementById(id);
@@ -247,15 +250,17 @@ function modelCard(model, isDefault) {
 
 async function loadInfo() {
   const info = await (await api("/info")).json();
-  const classifiers = info.models.filter((m) => m.name !== "generator");
+  // The models that judge (older servers do not list them: every model but the generator then).
+  state.judges = info.classifiers || info.models.map((m) => m.name).filter((name) => name !== "generator");
   fillSelect(
     $("check-model"),
-    classifiers.map((m) => [m.name, m.name]),
+    state.judges.map((name) => [name, name]),
     true,
   );
-  if (!classifiers.some((m) => m.name === $("check-model").value) || !state.modelChosen) {
+  if (!state.judges.includes($("check-model").value) || !state.modelChosen) {
     $("check-model").value = info.default_classifier;
   }
+  sketchAvailable((info.unavailable || {})["/translate"]);
   $("models-status").textContent = `Served on ${info.device}, version ${info.version}.`;
   $("model-cards").replaceChildren(...info.models.map((m) => modelCard(m, m.name === info.default_classifier)));
 }
@@ -412,4 +417,165 @@ function showResult(selected, answer) {
   $("result").hidden = false;
 }
 
+// Sketch to clothing ----------------------------------------------------------------------------------
+
+const canvas = $("sketch-canvas");
+const pen = canvas.getContext("2d");
+const STROKE = 16; // canvas pixels: 2 pixels of the 28x28 sketch the canvas becomes
+let stroke = null; // {id, x, y} while a pointer draws
+
+function clearCanvas() {
+  pen.fillStyle = "#000"; // light strokes on dark, as the model takes them
+  pen.fillRect(0, 0, canvas.width, canvas.height);
+}
+
+function canvasPoint(event) {
+  const box = canvas.getBoundingClientRect();
+  return [((event.clientX - box.left) * canvas.width) / box.width, ((event.clientY - box.top) * canvas.height) / box.height];
+}
+
+function drawTo(x, y) {
+  pen.strokeStyle = "#fff";
+  pen.lineWidth = STROKE;
+  pen.lineCap = "round";
+  pen.lineJoin = "round";
+  pen.beginPath();
+  pen.moveTo(stroke.x, stroke.y);
+  pen.lineTo(x, y);
+  pen.stroke();
+  stroke.x = x;
+  stroke.y = y;
+}
+
+canvas.addEventListener("pointerdown", (event) => {
+  if (event.pointerType === "mouse" && event.button !== 0) return;
+  event.preventDefault();
+  try {
+    canvas.setPointerCapture(event.pointerId); // the stroke goes on if the pointer leaves the canvas
+  } catch {
+    // a pointer the browser no longer tracks: draw without capture
+  }
+  const [x, y] = canvasPoint(event);
+  stroke = { id: event.pointerId, x, y };
+  drawTo(x, y); // a dot, for a tap
+});
+canvas.addEventListener("pointermove", (event) => {
+  if (!stroke || event.pointerId !== stroke.id) return;
+  const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
+  for (const each of events.length ? events : [event]) drawTo(...canvasPoint(each));
+});
+function endStroke(event) {
+  if (!stroke || event.pointerId !== stroke.id) return;
+  stroke = null;
+  translateDrawing();
+}
+canvas.addEventListener("pointerup", endStroke);
+canvas.addEventListener("pointercancel", endStroke);
+
+$("sketch-clear").addEventListener("click", () => {
+  clearCanvas();
+  state.sketchRun++; // an answer still on its way is for the old drawing
+  state.garment = null;
+  $("sketch-result").hidden = true;
+  $("sketch-status").textContent = "";
+  showError("sketch-error", null);
+});
+$("sketch-translate").addEventListener("click", translateDrawing);
+
+function translateDrawing() {
+  canvas.toBlob((blob) => translateSketch(blob, "your drawing", null), "image/png");
+}
+
+function useSketchFile(file) {
+  if (file) translateSketch(file, file.name, file);
+}
+$("sketch-upload").addEventListener("change", () => useSketchFile($("sketch-upload").files[0]));
+const sketchDrop = $("sketch-drop");
+sketchDrop.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  sketchDrop.classList.add("over");
+});
+sketchDrop.addEventListener("dragleave", () => sketchDrop.classList.remove("over"));
+sketchDrop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  sketchDrop.classList.remove("over");
+  useSketchFile(event.dataTransfer.files[0]);
+});
+
+function sketchAvailable(reason) {
+  const box = $("sketch-unavailable");
+  box.textContent = reason ? `Not on this server: ${reason}.` : "";
+  box.hidden = !reason;
+  for (const id of ["sketch-translate", "sketch-upload"]) $(id).disabled = Boolean(reason);
+}
+
+function showImage(img, blob) {
+  if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
+  img.dataset.url = URL.createObjectURL(blob);
+  img.src = img.dataset.url;
+}
+
+// Send a sketch (the canvas as a PNG, or a file as it is) to /translate and show the garment.
+async function translateSketch(blob, description, file) {
+  const run = ++state.sketchRun;
+  const form = new FormData();
+  form.append("image", blob, file ? file.name : "drawing.png");
+  $("sketch-status").textContent = "Drawing the garment…";
+  try {
+    const response = await api("/translate", { method: "POST", body: form });
+    const garment = await response.blob();
+    if (run !== state.sketchRun) return;
+    const inverted = response.headers.get("X-Sketch-Inverted") === "true";
+    state.garment = garment;
+    showError("sketch-error", null);
+    $("sketch-input-figure").hidden = !file;
+    if (file) {
+      showImage($("sketch-input"), file);
+      $("sketch-input-caption").textContent = `Sketch: ${file.name}`;
+    }
+    showImage($("sketch-garment"), garment);
+    $("sketch-garment-caption").textContent = `Drawn by ${(response.headers.get("X-Model") || "pix2pix").split("@")[0]} from ${description}`;
+    $("sketch-status").textContent = inverted
+      ? "Its background was light, so it was read as dark strokes on light and inverted first."
+      : "Read as light strokes on a dark background.";
+    $("sketch-verdict").textContent = "";
+    $("sketch-verdict").className = "verdict";
+    showError("sketch-check-error", null);
+    $("sketch-result").hidden = false;
+  } catch (err) {
+    if (run !== state.sketchRun) return;
+    state.garment = null;
+    $("sketch-status").textContent = "";
+    $("sketch-result").hidden = true;
+    showError("sketch-error", err);
+  }
+}
+
+// Send the garment to /classify: the detector when the server has one (no class needed), else its default judge
+// with the class chosen in "Real or fake?" (the discriminator needs one).
+$("sketch-check").addEventListener("click", async () => {
+  if (!state.garment) return;
+  const model = state.judges.includes("detector") ? "detector" : state.judges[0];
+  const form = new FormData();
+  form.append("image", state.garment, "garment.png");
+  if (model) form.append("model", model);
+  if (model !== "detector" && $("check-class").value !== "") form.append("label", $("check-class").value);
+  const garment = state.garment;
+  $("sketch-verdict").textContent = "Checking…";
+  $("sketch-verdict").className = "verdict";
+  try {
+    const answer = await (await api("/classify", { method: "POST", body: form })).json();
+    if (garment !== state.garment) return;
+    showError("sketch-check-error", null);
+    const verdict = answer.label === "real" ? "Real" : "Fake";
+    $("sketch-verdict").textContent = `${verdict}: ${(answer.confidence * 100).toFixed(1)}% confident (${model || "default model"})`;
+    $("sketch-verdict").className = `verdict ${answer.label}`;
+  } catch (err) {
+    if (garment !== state.garment) return;
+    $("sketch-verdict").textContent = "";
+    showError("sketch-check-error", err);
+  }
+});
+
+clearCanvas();
 loadStart();

@@ -3,7 +3,9 @@
 A person's path through the page: it opens, a class is picked by name, a grid is generated and its
 images appear; one is chosen (by mouse, then by keyboard) and the verdict, its confidence and the
 heatmap appear, matching what the API answers; an upload gets a verdict; a text file given as an
-image gets the API's error message; with an API key set, the page asks for it and then works.
+image gets the API's error message; strokes drawn on the sketch canvas (mouse and finger) become the
+garment /translate draws, which the detector then judges in one click; with an API key set, the page
+asks for it and then works.
 Screenshots go to tests/artifacts/ (not committed).
 
 Skipped, with the reason, when chromium or playwright is not installed:
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import os
 import re
@@ -24,11 +27,22 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import models
 from bench import local_service
-from tests.service.support import PROCESS_ENV, make_detector, make_generator, png_bytes, sample_pixels, write_weights
+from tests.service.support import (
+    PROCESS_ENV,
+    make_detector,
+    make_generator,
+    make_translator,
+    png_bytes,
+    sample_pixels,
+    sketch_pixels,
+    write_weights,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -64,8 +78,15 @@ def running_service(weights: Path, log: Path, **env: str) -> Iterator[str]:
         yield server.url
 
 
-def call(url: str, path: str, *, form: dict[str, tuple[str, bytes] | str] | None = None, key: str | None = None):
-    """GET, or POST a multipart form, with urllib: the answers the page must show."""
+def call(
+    url: str,
+    path: str,
+    *,
+    form: dict[str, tuple[str, bytes] | str] | None = None,
+    key: str | None = None,
+    raw: bool = False,
+):
+    """GET, or POST a multipart form, with urllib: the answers the page must show (JSON, or the bytes when raw)."""
     headers = {"X-API-Key": key} if key else {}
     data = None
     if form is not None:
@@ -84,7 +105,7 @@ def call(url: str, path: str, *, form: dict[str, tuple[str, bytes] | str] | None
         headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
     request = urllib.request.Request(f"{url}{path}", data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+        return response.read() if raw else json.loads(response.read())
 
 
 # What the shipped checkpoints record, in their shapes: a generator's evaluation, and a detector's evaluation
@@ -131,9 +152,9 @@ DETECTOR_TRAINING = {"dataset": "fashion-mnist", "steps": 8000, "batch_size": 12
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Tiny models, with a calibrated detector (the default judge) beside the discriminator, recording figures
-    as the shipped ones do."""
+    as the shipped ones do, and a sketch translator."""
     root = tmp_path_factory.mktemp("browser")
-    weights = write_weights(root / "weights")
+    weights = write_weights(root / "weights", translator=make_translator())
     models.save_model(make_generator(), weights / "generator", training=GENERATOR_TRAINING, metrics=GENERATOR_METRICS)
     models.save_model(make_detector(), weights / "detector", training=DETECTOR_TRAINING, metrics=DETECTOR_METRICS)
     with running_service(weights, root / "service.log") as url:
@@ -153,7 +174,13 @@ def browser() -> Iterator[object]:
 @contextlib.contextmanager
 def open_page(browser) -> Iterator[object]:
     """A fresh page that records script errors; the test fails on any."""
-    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    with open_page_in(browser.new_context(viewport={"width": 1200, "height": 1000})) as page:
+        yield page
+
+
+@contextlib.contextmanager
+def open_page_in(context) -> Iterator[object]:
+    """A page of ``context`` that records script errors (the test fails on any); the context is closed after."""
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
@@ -197,6 +224,8 @@ def test_generate_check_and_errors_in_the_page(service: str, page) -> None:
     expect(page.locator("#model-cards")).to_contain_text("detector (default for checks)")
     expect(page.locator("#model-cards")).to_contain_text("temperature 2")
     expect(page.get_by_label("Model", exact=True)).to_have_value("detector")
+    # The judges to choose from are the classifiers, not the sketch translator.
+    assert page.locator("#check-model option").all_inner_texts() == ["detector", "discriminator"]
 
     # Generate six sneakers from seed 42: the grid shows exactly the API's images.
     page.get_by_label("Class", exact=True).select_option(label="Sneaker")
@@ -318,7 +347,7 @@ def test_generate_check_and_errors_in_the_page(service: str, page) -> None:
 def test_the_models_panel_gives_headline_figures_in_words_and_the_rest_on_demand(service: str, page) -> None:
     page.goto(service + "/")
     cards = page.locator("#model-cards .card")
-    expect(cards).to_have_count(3)
+    expect(cards).to_have_count(4)  # generator, detector, discriminator, pix2pix
     generator = cards.filter(has=page.get_by_role("heading", name="generator", exact=True))
     detector = cards.filter(has=page.get_by_role("heading", name="detector (default for checks)", exact=True))
     expect(generator.locator(".headlines")).to_contain_text("FID 62.1, lower is better")
@@ -336,7 +365,7 @@ def test_the_models_panel_gives_headline_figures_in_words_and_the_rest_on_demand
     # No raw JSON and no unrounded numbers; the rest waits behind a closed toggle.
     shown = page.locator("#models").inner_text()
     assert "{" not in shown and "62.1125" not in shown and "0.99999125" not in shown, shown
-    assert cards.locator("details").evaluate_all("all => all.map(d => d.open)") == [False, False, False]
+    assert cards.locator("details").evaluate_all("all => all.map(d => d.open)") == [False] * 4
     assert "samples_per_class" not in shown
     height = page.evaluate("document.documentElement.scrollHeight")
     assert height < 2500, f"the page is {height} px tall"
@@ -350,6 +379,112 @@ def test_the_models_panel_gives_headline_figures_in_words_and_the_rest_on_demand
     expect(table).to_contain_text("62.11")
     detector.locator("summary").click()
     expect(detector.locator("details")).to_contain_text("test › unseen:runs/gan-10/generator › jpeg75 › unlabelled")
+
+
+def shown_pixels(page, selector: str) -> np.ndarray:
+    """The pixels an <img> shows, drawn on a canvas inside the page (its CSP lets nothing fetch a blob: URL)."""
+    data = page.locator(selector).evaluate(
+        """(img) => {
+            const canvas = document.createElement("canvas");
+            canvas.width = img.naturalWidth;
+            canvas.height = img.naturalHeight;
+            canvas.getContext("2d").drawImage(img, 0, 0);
+            return canvas.toDataURL("image/png");
+        }"""
+    )
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("L"))
+
+
+def png_pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def canvas_png(page) -> bytes:
+    return base64.b64decode(page.locator("#sketch-canvas").evaluate("c => c.toDataURL('image/png')").split(",", 1)[1])
+
+
+def test_draw_a_sketch_get_a_garment_and_check_it_with_the_detector(service: str, browser) -> None:
+    context = browser.new_context(viewport={"width": 1200, "height": 1000}, has_touch=True)
+    with open_page_in(context) as page:
+        page.goto(service + "/")
+        expect(page.locator("#sketch-unavailable")).to_be_hidden()
+        canvas = page.locator("#sketch-canvas")
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+
+        def at(x: float, y: float) -> tuple[float, float]:  # canvas pixels (224 square) -> page coordinates
+            return box["x"] + x * box["width"] / 224, box["y"] + y * box["height"] / 224
+
+        # A shoe's outline, drawn with the mouse: pointerdown, moves, pointerup.
+        outline = [(20, 170), (60, 100), (110, 115), (200, 165), (200, 190), (20, 190), (20, 170)]
+        page.mouse.move(*at(*outline[0]))
+        page.mouse.down()
+        for point in outline[1:]:
+            page.mouse.move(*at(*point), steps=6)
+        page.mouse.up()
+        garment = page.locator("#sketch-garment")
+        expect(garment).to_have_js_property("naturalWidth", 28)  # no wait_for_function: the page's CSP forbids eval
+        expect(page.locator("#sketch-status")).to_have_text("Read as light strokes on a dark background.")
+        expect(page.locator("#sketch-garment-caption")).to_have_text("Drawn by pix2pix from your drawing")
+        expect(page.locator("#sketch-input-figure")).to_be_hidden()
+        sent = canvas_png(page)
+        pixels = np.asarray(Image.open(io.BytesIO(sent)).convert("L"))
+        assert pixels.shape == (224, 224) and pixels.max() == 255 and pixels[0, 0] == 0  # strokes, light on dark
+        api = call(service, "/translate", form={"image": ("drawing.png", sent)}, raw=True)
+        np.testing.assert_array_equal(shown_pixels(page, "#sketch-garment"), png_pixels(api))
+        first = api
+
+        # A second stroke, with a finger (touch events: the browser makes them pointer events): a new garment.
+        before = garment.get_attribute("src")
+        touch = page.context.new_cdp_session(page)
+        x, y = at(100, 40)
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        for step in range(1, 8):
+            x, y = at(100, 40 + step * 12)
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        expect(garment).not_to_have_attribute("src", before)
+        sent = canvas_png(page)
+        assert np.asarray(Image.open(io.BytesIO(sent)).convert("L"))[60:120, 95:105].min() == 255  # the stroke
+        api = call(service, "/translate", form={"image": ("drawing.png", sent)}, raw=True)
+        expect(garment).to_have_js_property("naturalWidth", 28)
+        assert api != first
+        np.testing.assert_array_equal(shown_pixels(page, "#sketch-garment"), png_pixels(api))
+
+        # One click: the detector's verdict on the garment, as /classify gives it for those bytes.
+        page.get_by_role("button", name="Check with the detector").click()
+        answer = call(service, "/classify", form={"image": ("garment.png", api), "model": "detector"})
+        expect(page.locator("#sketch-verdict")).to_have_text(verdict_text(answer, "detector"))
+        screenshot(page, "page-sketch.png")
+
+        # A sketch from a file, dark strokes on white: inverted, as the API does it from the same file.
+        drawing = np.kron(sketch_pixels(3, dark_on_light=True), np.ones((4, 4), dtype=np.uint8))
+        page.locator("#sketch-upload").set_input_files(
+            files=[{"name": "shoe.png", "mimeType": "image/png", "buffer": png_bytes(drawing)}]
+        )
+        expect(page.locator("#sketch-input-caption")).to_have_text("Sketch: shoe.png")
+        expect(page.locator("#sketch-status")).to_contain_text("inverted first")
+        expect(page.locator("#sketch-verdict")).to_have_text("")  # a new garment: no stale verdict
+        expect(garment).to_have_js_property("naturalWidth", 28)
+        api = call(service, "/translate", form={"image": ("shoe.png", png_bytes(drawing))}, raw=True)
+        np.testing.assert_array_equal(shown_pixels(page, "#sketch-garment"), png_pixels(api))
+
+        # A blank sketch: the API's message, and no stale garment.
+        blank = png_bytes(np.full((50, 50), 255, dtype=np.uint8))
+        page.locator("#sketch-upload").set_input_files(
+            files=[{"name": "white.png", "mimeType": "image/png", "buffer": blank}]
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            call(service, "/translate", form={"image": ("white.png", blank)})
+        body = json.loads(refused.value.read())
+        error = page.locator("#sketch-error")
+        expect(error).to_have_text(f"Error (HTTP 422, invalid_input): {body['detail']}")
+        expect(page.locator("#sketch-result")).to_be_hidden()
+
+        # Clear: an empty canvas, nothing shown.
+        page.get_by_role("button", name="Clear").click()
+        expect(error).to_be_hidden()
+        assert np.asarray(Image.open(io.BytesIO(canvas_png(page))).convert("L")).max() == 0
 
 
 def test_api_docs_render_without_the_internet(service: str, page) -> None:
@@ -381,6 +516,7 @@ def test_the_page_asks_for_the_api_key(browser, tmp_path: Path) -> None:
         with open_page(browser) as page:
             page.goto(url + "/")
             expect(page.locator("#key-message")).to_have_text(re.compile("needs an API key"))
+            expect(page.locator("#sketch-unavailable")).to_be_hidden()  # /info is behind the key: not known yet
             expect(page.get_by_label("API key")).to_be_focused()
             expect(page.locator("#generate-error")).to_contain_text("HTTP 401")
             page.get_by_label("API key").fill("wrong")
@@ -390,6 +526,9 @@ def test_the_page_asks_for_the_api_key(browser, tmp_path: Path) -> None:
             page.keyboard.press("Enter")
             expect(page.locator("#gen-class option")).to_have_count(10)
             expect(page.locator("#generate-error")).to_be_hidden()
+            # This server has no sketch translator: the panel says so, in the API's words.
+            expect(page.locator("#sketch-unavailable")).to_contain_text("no sketch-to-clothing model is loaded")
+            expect(page.get_by_role("button", name="Make the garment")).to_be_disabled()
             page.get_by_role("button", name="Generate", exact=True).click()
             expect(page.locator("#grid .sample")).to_have_count(8)
             page.locator("#grid .sample").first.click()

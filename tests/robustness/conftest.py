@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from service.app import create_app
 from tests.robustness.support import LocalService, start_server
-from tests.service.support import settings_for, write_weights
+from tests.service.support import make_translator, settings_for, write_weights
 from tests.service.support import wait_ready as wait_client_ready
 
 settings.register_profile(
@@ -48,8 +48,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny conditional generator + discriminator (tests/service/support.py), no detector."""
-    return write_weights(tmp_path_factory.mktemp("weights"))
+    """Tiny conditional generator + discriminator and a sketch translator (tests/service/support.py), no detector."""
+    return write_weights(tmp_path_factory.mktemp("weights"), translator=make_translator())
 
 
 @pytest.fixture
@@ -77,9 +77,9 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 
 
 def upload_paths(app: FastAPI) -> list[str]:
-    """The routes that take an image upload form of one image (/classify, and /explain once the service has it), by
-    its schema. (/classify/batch, whose image is an array, answers a refused image in an entry of its own:
-    tests/service/test_classify_batch.py runs this corpus through it.)"""
+    """The routes that take an image upload form of one image (/classify, /explain, and /translate on a server with
+    its model), by its schema. (/classify/batch, whose image is an array, answers a refused image in an entry of
+    its own: tests/service/test_classify_batch.py runs this corpus through it.)"""
     paths = []
     for path, operations in app.openapi()["paths"].items():
         content = operations.get("post", {}).get("requestBody", {}).get("content", {})

@@ -3,7 +3,10 @@
 Each case is one HTTP request and the status it must get (with words its message must hold).
 Images that must be accepted carry the pixels they must decode to, so an answer can be
 checked, not only its status. Upload cases are made for every route that takes the
-/classify form (POST /classify, and POST /explain where the service has it).
+/classify form (POST /classify, and POST /explain where the service has it), and for
+POST /translate, whose form is the image alone: the same images get the same answers there,
+except that an image that decodes to one grey is a blank sketch (422), and the fields it
+does not read (label, model) are ignored.
 
 No binary blobs live in the repository: a decompression bomb is a PNG header written
 with struct and zlib, a corrupt TIFF is a valid one with one directory entry patched.
@@ -21,12 +24,16 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
+from models.image_files import decode_image
+from service.sketches import BLANK_RANGE
 from tests.service.support import sample_pixels
 
 PIXELS = sample_pixels()  # (28, 28) uint8: a bright block on a dark noisy background
 LABEL = "8"
 MAX_PIXELS = 1024 * 1024  # the service's default FGAN_MAX_IMAGE_PIXELS
 MAX_UPLOAD = 1024 * 1024  # the service's default FGAN_MAX_UPLOAD_BYTES
+SKETCH_PATHS = frozenset({"/translate"})  # upload routes whose form is the image alone (a sketch)
+BLANK = ("the sketch is blank", "no strokes")
 
 
 @dataclass(frozen=True)
@@ -351,11 +358,23 @@ def _multipart(parts: list[tuple[str, bytes]], boundary: str = "robustness0bound
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
+def is_blank(data: bytes) -> bool:
+    """Whether an accepted image decodes (as every upload does) to a blank sketch: fewer than BLANK_RANGE greys."""
+    pixels = decode_image(data, max_pixels=MAX_PIXELS)
+    return int(pixels.max()) - int(pixels.min()) < BLANK_RANGE
+
+
 def upload_cases(path: str) -> list[Case]:
-    """Every case for a route that takes the /classify form."""
+    """Every case for a route that takes the /classify form (or, for SKETCH_PATHS, its image alone)."""
     good = encode(Image.fromarray(PIXELS), "PNG")
+    sketch = path in SKETCH_PATHS
+    # A field the route reads (/classify's label and model), or one a sketch route ignores: then a 200.
+    field_status = (lambda status: 200) if sketch else (lambda status: status)
     cases = []
     for name, build, status, words, pixels in image_cases():
+        data = build()
+        if sketch and status == 200 and is_blank(data):
+            status, words, pixels = 422, BLANK, None
         cases.append(
             Case(
                 f"{path}:image:{name}",
@@ -363,7 +382,7 @@ def upload_cases(path: str) -> list[Case]:
                 path,
                 status,
                 words,
-                files=(("image", ("x.png", build(), "application/octet-stream")),),
+                files=(("image", ("x.png", data, "application/octet-stream")),),
                 data=(("label", LABEL),),
                 pixels=None if pixels is None else pixels(),
                 pixel_label=int(LABEL),
@@ -381,21 +400,25 @@ def upload_cases(path: str) -> list[Case]:
             data=tuple(fields.items()),
         )
 
+    def field(case_id: str, status: int, words: tuple[str, ...] = (), **fields: str) -> Case:
+        """A case about a form field: a sketch route ignores it (200)."""
+        return form(case_id, field_status(status), () if sketch else words, **fields)
+
     # Labels.
     cases += [
-        form("label-out-of-range", 422, ("label id 10", "0-9"), label="10"),
-        form("label-negative", 422, ("out of range",), label="-1"),
-        form("label-huge-number", 422, ("unknown label",), label="9" * 200),
-        form("label-over-256-bytes", 422, ("over 256 bytes",), label="7" * 300),
-        form("label-non-numeric", 422, ("unknown label", "Ankle boot"), label="hat"),
-        form("label-float", 422, ("unknown label",), label="1.5"),
-        form("label-hex", 422, ("unknown label",), label="0x3"),
-        form("label-empty", 422, ("empty",), label=""),
-        form("label-blank", 422, ("empty",), label="   "),
-        form("label-nul", 422, (), label="\0"),
-        form("label-by-name", 200, label="Ankle boot"),
-        form("label-plus-sign", 200, label="+3"),
-        form("model-unknown", 422, ("oracle",), label=LABEL, model="oracle"),
+        field("label-out-of-range", 422, ("label id 10", "0-9"), label="10"),
+        field("label-negative", 422, ("out of range",), label="-1"),
+        field("label-huge-number", 422, ("unknown label",), label="9" * 200),
+        field("label-over-256-bytes", 422, ("over 256 bytes",), label="7" * 300),
+        field("label-non-numeric", 422, ("unknown label", "Ankle boot"), label="hat"),
+        field("label-float", 422, ("unknown label",), label="1.5"),
+        field("label-hex", 422, ("unknown label",), label="0x3"),
+        field("label-empty", 422, ("empty",), label=""),
+        field("label-blank", 422, ("empty",), label="   "),
+        field("label-nul", 422, (), label="\0"),
+        field("label-by-name", 200, label="Ankle boot"),
+        field("label-plus-sign", 200, label="+3"),
+        field("model-unknown", 422, ("oracle",), label=LABEL, model="oracle"),
     ]
     # Form structure.
     body, ctype = _multipart([('name="image"; filename="x.png"', good)] + [(f'name="f{i}"', b"x") for i in range(20)])
@@ -442,8 +465,8 @@ def upload_cases(path: str) -> list[Case]:
             f"{path}:two-labels",
             "POST",
             path,
-            422,
-            ("2 'label' fields",),
+            field_status(422),
+            () if sketch else ("2 'label' fields",),
             content=body,
             headers=(("content-type", ctype),),
         )
@@ -466,8 +489,8 @@ def upload_cases(path: str) -> list[Case]:
             f"{path}:label-not-utf8",
             "POST",
             path,
-            422,
-            ("not UTF-8",),
+            field_status(422),
+            () if sketch else ("not UTF-8",),
             content=body,
             headers=(("content-type", ctype),),
         )
@@ -586,7 +609,42 @@ def upload_cases(path: str) -> list[Case]:
             headers=(("content-type", "multipart/form-data; boundary=robustness0boundary"),),
         ),
     ]
+    if sketch:
+        cases += sketch_cases(path)
     return cases
+
+
+def sketch_cases(path: str) -> list[Case]:
+    """What only a sketch route has: blank drawings, its options."""
+    sketch = np.zeros((28, 28), dtype=np.uint8)
+    sketch[4:24, 6] = sketch[4:24, 21] = sketch[4, 6:22] = sketch[23, 6:22] = 255  # a light outline on black
+    good = encode(Image.fromarray(sketch), "PNG")
+
+    def post(case_id: str, status: int, words: tuple[str, ...] = (), *, image: bytes = good, query: str = "") -> Case:
+        files = (("image", ("sketch.png", image, "image/png")),)
+        return Case(f"{path}:{case_id}", "POST", f"{path}{query}", status, words, files=files)
+
+    white = Image.new("L", (28, 28), 255)
+    rgba_clear = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    return [
+        post("sketch-outline", 200),
+        post("sketch-dark-on-light", 200, image=encode(Image.fromarray(255 - sketch), "PNG")),
+        post("sketch-canvas-224-jpeg", 200, image=encode(Image.fromarray(255 - sketch).resize((224, 224)), "JPEG")),
+        post("blank-white", 422, BLANK, image=encode(white, "PNG")),
+        post("blank-white-jpeg", 422, BLANK, image=encode(white.convert("RGB").resize((640, 480)), "JPEG")),
+        post("blank-black-canvas", 422, BLANK, image=encode(Image.new("L", (224, 224), 0), "PNG")),
+        post("blank-grey-gif", 422, BLANK, image=encode(Image.new("P", (28, 28), 7), "GIF")),
+        post("blank-transparent", 422, BLANK, image=encode(rgba_clear, "PNG")),
+        post("scale-16", 200, query="?scale=16"),
+        post("scale-0", 422, ("'scale'", "1 to 16"), query="?scale=0"),
+        post("scale-17", 422, ("1 to 16",), query="?scale=17"),
+        post("scale-word", 422, ("1 to 16",), query="?scale=big"),
+        post("scale-twice", 200, query="?scale=2&scale=3"),
+        post("invert-true", 200, query="?invert=true"),
+        post("invert-maybe", 422, ("'auto', 'true' or 'false'",), query="?invert=maybe"),
+        post("invert-empty", 422, ("'auto', 'true' or 'false'",), query="?invert="),
+        Case(f"{path}:get", "GET", path, 405, ("allowed: POST",)),
+    ]
 
 
 def query_cases() -> list[Case]:

@@ -10,24 +10,29 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from service import sketches
 from service.app import create_app
 from service.settings import Settings
 from tests.robustness.conftest import upload_paths
 from tests.robustness.corpus import PIXELS, Case, all_cases, encode
 from tests.robustness.support import ROOT, LocalService, check_answer
 from tests.service.support import (
+    expected_garment,
     expected_images,
     expected_p_real,
     expected_verdict,
     make_discriminator,
     make_generator,
+    make_translator,
     settings_for,
     wait_ready,
 )
@@ -61,6 +66,15 @@ def check_case(response: httpx.Response, case: Case) -> None:
     elif case.path == "/explain" and "format=json" not in case.path:
         assert response.headers["content-type"] == "image/png"
         Image.open(io.BytesIO(response.content)).verify()
+    elif urlsplit(case.path).path == "/translate":
+        assert response.headers["content-type"] == "image/png"
+        scale = int(parse_qs(urlsplit(case.path).query).get("scale", ["1"])[-1])
+        garment = np.asarray(Image.open(io.BytesIO(response.content)))
+        assert garment.shape == (28 * scale, 28 * scale), f"{case.id}: {garment.shape}"
+        if case.pixels is not None:
+            sketch = sketches.prepare(torch.from_numpy(case.pixels)).pixels.numpy()
+            expected = expected_garment(make_translator(), sketch)
+            np.testing.assert_array_equal(garment, expected, err_msg=f"{case.id}: decoded to other pixels")
 
 
 def check_alive_and_correct(client: httpx.Client) -> None:

@@ -65,6 +65,9 @@ def _startup_faults(root: Path, weights_dir: Path) -> dict[str, tuple[dict[str, 
     wrong_class = write_weights(root / "wrong-class")
     shutil.rmtree(wrong_class / "generator")
     shutil.copytree(wrong_class / "discriminator", wrong_class / "generator")
+    # The translator is optional, but one that is there must load: a broken one is not silently left out.
+    wrong_translator = write_weights(root / "wrong-translator")
+    shutil.copytree(wrong_translator / "generator", wrong_translator / "pix2pix")
     faults = {
         "missing-weights-dir": (
             {"FGAN_WEIGHTS_DIR": str(root / "nowhere")},
@@ -79,6 +82,10 @@ def _startup_faults(root: Path, weights_dir: Path) -> dict[str, tuple[dict[str, 
             ["discriminator/config.json", "'metrics' must be a JSON object"],
         ),
         "wrong-class": ({"FGAN_WEIGHTS_DIR": str(wrong_class)}, ["generator/config.json", "expected a Generator"]),
+        "wrong-translator": (
+            {"FGAN_WEIGHTS_DIR": str(wrong_translator)},
+            ["pix2pix/config.json", "expected a Pix2PixGenerator"],
+        ),
     }
     if not torch.cuda.is_available():
         faults["cuda-without-cuda"] = (

@@ -58,6 +58,18 @@ def make_detector_ensemble(seed: int = 3) -> models.DetectorEnsemble:
     return models.DetectorEnsemble.of(members).eval()
 
 
+def make_translator(seed: int = 4) -> models.Pix2PixGenerator:
+    """A small sketch-to-clothing U-Net (8 channels at 14x14) with fixed weights and non-trivial GroupNorm affines."""
+    torch.manual_seed(seed)
+    translator = models.Pix2PixGenerator(models.Pix2PixGeneratorConfig(channels=8))
+    with torch.no_grad():
+        for module in translator.modules():
+            if isinstance(module, torch.nn.GroupNorm):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    return translator.eval()
+
+
 def write_weights(
     directory: Path,
     *,
@@ -65,12 +77,15 @@ def write_weights(
     discriminator: torch.nn.Module | None = None,
     detector: torch.nn.Module | None = None,
     detector_metrics: dict | None = None,
+    translator: torch.nn.Module | None = None,
 ) -> Path:
-    """A weights directory in the service's layout."""
+    """A weights directory in the service's layout (a translator, pix2pix/, only when given)."""
     models.save_model(generator or make_generator(), directory / "generator", training={"epochs": 0})
     models.save_model(discriminator or make_discriminator(), directory / "discriminator", metrics={"note": "test"})
     if detector is not None:
         models.save_model(detector, directory / "detector", metrics=detector_metrics or {})
+    if translator is not None:
+        models.save_model(translator, directory / "pix2pix", training={"epochs": 0})
     return directory
 
 
@@ -145,6 +160,30 @@ def expected_images(
             y = None if label is None else torch.tensor([label])
             rows.append(models.quantize(generator(z, y))[0, 0].numpy())
     return np.stack(rows)
+
+
+def expected_garment(translator: torch.nn.Module, sketch: np.ndarray) -> np.ndarray:
+    """What /translate must answer for a (28, 28) uint8 sketch, light strokes on dark (after any inversion).
+
+    Computed as a batch of two copies: PyTorch's CPU convolution takes another path for a lone image, which the
+    service avoids the same way (service/engine.py); tests/service/test_translate.py checks that batches agree."""
+    with torch.no_grad():
+        x = models.to_float(torch.from_numpy(sketch)).view(1, 1, 28, 28)
+        return models.quantize(translator(torch.cat([x, x])))[0, 0].numpy()
+
+
+def sketch_pixels(seed: int = 0, *, dark_on_light: bool = False) -> np.ndarray:
+    """A (28, 28) uint8 sketch: the outline of a rectangle and a few random strokes, light on a dark background
+    (or dark on light)."""
+    rng = np.random.default_rng(seed)
+    pixels = np.zeros((28, 28), dtype=np.uint8)
+    top, left = rng.integers(3, 9, size=2)
+    pixels[top, left:24] = pixels[24, left:24] = 255
+    pixels[top:25, left] = pixels[top:25, 23] = 255
+    for _ in range(3):
+        row, col = rng.integers(4, 24, size=2)
+        pixels[row, col : col + 6] = rng.integers(150, 256)
+    return 255 - pixels if dark_on_light else pixels
 
 
 def expected_p_real(model: torch.nn.Module, pixels: np.ndarray, label: int | None, temperature: float = 1.0) -> float:

@@ -20,11 +20,14 @@ from bench.local_service import LocalService
 from tests.service.support import (
     PROCESS_ENV,
     decode_png,
+    expected_garment,
     expected_images,
     make_generator,
+    make_translator,
     metric,
     png_bytes,
     sample_pixels,
+    sketch_pixels,
     write_weights,
 )
 
@@ -155,3 +158,28 @@ def test_a_batch_over_real_http_as_the_readme_sends_it(service, tmp_path: Path) 
     assert first == json.loads(curl("-F", f"image=@{good}", "-F", "label=8", f"{service.url}/classify").stdout)
     assert last == json.loads(curl("-F", f"image=@{good}", "-F", "label=3", f"{service.url}/classify").stdout)
     assert middle["error"] == "unsupported_media_type" and "accepted formats" in middle["detail"]
+
+
+def test_a_sketch_over_real_http_as_the_readme_sends_it(tmp_path: Path) -> None:
+    # curl -o shoe.png -F image=@sketch.png '…/translate?scale=4': the garment, from a file drawn dark on white.
+    weights = write_weights(tmp_path / "weights", translator=make_translator())
+    with local_service.running(weights, tmp_path / "service.log", env=PROCESS_ENV) as server:
+        sketch, garment, headers = tmp_path / "sketch.png", tmp_path / "shoe.png", tmp_path / "headers.txt"
+        drawn = sketch_pixels(2, dark_on_light=True)
+        sketch.write_bytes(png_bytes(np.kron(drawn, np.ones((8, 8), dtype=np.uint8))))  # 224x224, as drawn
+        result = curl(
+            "-D", str(headers), "-o", str(garment), "-F", f"image=@{sketch}", f"{server.url}/translate?scale=4"
+        )
+        assert result.returncode == 0, result.stderr
+        head = headers.read_text().lower()
+        assert head.startswith("http/1.1 200") and "content-type: image/png" in head
+        assert "x-sketch-inverted: true" in head and "x-model: pix2pix@" in head
+        pixels = decode_png(garment.read_bytes())
+        assert pixels.shape == (112, 112)
+        np.testing.assert_array_equal(pixels[::4, ::4], expected_garment(make_translator(), 255 - drawn))
+        # A blank sheet: 422, saying so.
+        blank = tmp_path / "blank.png"
+        blank.write_bytes(png_bytes(np.full((224, 224), 255, dtype=np.uint8)))
+        result = curl("-w", "\n%{http_code}", "-F", f"image=@{blank}", f"{server.url}/translate")
+        body, status = result.stdout.decode().rsplit("\n", 1)
+        assert status == "422" and "the sketch is blank" in json.loads(body)["detail"]
