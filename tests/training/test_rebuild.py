@@ -8,10 +8,12 @@ import shlex
 from pathlib import Path
 
 import pytest
+import torch
 
 from models import WEIGHTS_DIR, read_config
 from training.cli import build_parser, main
 from training.commands.rebuild import SMOKE, Step, recipe, shipped, with_options
+from training.loop import TrainOptions, fit_to_device
 
 OUT = Path("/rebuild")
 PLAIN = argparse.Namespace(smoke=False, data_dir=None, device=None, no_progress=False)
@@ -60,7 +62,13 @@ def test_the_gan_recipe_is_the_shipped_generators_and_discriminators() -> None:
     args = parsed(step_named(recipe("gan", OUT), "gan-aux"))
     facts = training_facts("generator")
     assert training_facts("discriminator") == {k: v for k, v in facts.items() if k != "weights"}
-    for key in ("epochs", "batch_size", "lr_g", "lr_d", "ema", "d_gate", "seed", "loss"):
+    # The batch size and learning rates the command picks on the CPU, where the shipped run trained (on CUDA it
+    # picks a larger batch and scales the rates: training.loop.fit_to_device).
+    assert args.batch_size is None
+    fitted = TrainOptions(out="", batch_size=None, lr_g=args.lr_g, lr_d=args.lr_d)
+    fit_to_device(fitted, torch.device(facts["device"]))
+    assert (fitted.batch_size, fitted.lr_g, fitted.lr_d) == (facts["batch_size"], facts["lr_g"], facts["lr_d"])
+    for key in ("epochs", "ema", "d_gate", "seed", "loss"):
         assert getattr(args, key) == facts[key], key
     assert args.limit is None and facts["train_images"] == "all"
     config = read_config(WEIGHTS_DIR / "generator")["config"]

@@ -18,6 +18,7 @@ from training.zoo.common import generate
 # Tiny architectures: each family trains and samples in well under a second per step.
 TINY = {
     "upsample-gan": {"z_dim": 8, "channels": 8},
+    "pix2pix": {"channels": 8},
     "cvae": {"z_dim": 4, "channels": 4, "hidden": 16},
     "ddpm": {"channels": 8, "embed_dim": 16, "groups": 4, "timesteps": 50, "sample_steps": 3, "guidance": 2.0},
     "ae-launder": {"channels": 4, "code_channels": 2},
@@ -59,7 +60,7 @@ def trained(tmp_path_factory, data_dir) -> dict[str, Path]:
 
 
 def test_every_family_has_a_tiny_setting():
-    assert set(TINY) == set(FAMILIES) == {"upsample-gan", "cvae", "ddpm", "ae-launder"}
+    assert set(TINY) == set(FAMILIES) == {"upsample-gan", "cvae", "ddpm", "ae-launder", "pix2pix"}
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))

@@ -1,7 +1,7 @@
 """`rebuild`: train the shipped models again from scratch, by the recipes their checkpoints record.
 
 Each target is a list of steps, each one an ordinary ``python -m training`` command (``train``,
-``train-classifier``, ``train-detector``) whose run directory lies under ``--out``:
+``train-classifier``, ``train-detector``, ``train-pix2pix``) whose run directory lies under ``--out``:
 
 - ``classifier``: the reference classifier, ``OUT/classifier``.
 - ``gan``: the generator and the discriminator, ``OUT/gan-aux/generator`` and ``OUT/gan-aux/discriminator``.
@@ -11,10 +11,11 @@ Each target is a list of steps, each one an ordinary ``python -m training`` comm
   its fake banks) and a fifth run against the GAN and the zoo with the transformation suite; the last is
   ``OUT/detector-stage5/detector``. The first four runs were trained with upload augmentations (JPEG, PNG,
   shifts) that the suite has since replaced; a rebuild runs them with the suite.
-- ``all``: the three.
+- ``pix2pix``: the sketch-to-garment translator, ``OUT/pix2pix/pix2pix`` (and ``OUT/pix2pix/pix2pix-discriminator``).
+- ``all``: the four: the classifier, the GAN and pix2pix, then the rest of the detector's chain.
 
 ``--dry-run`` prints the commands instead of running them. The steps run one after the other in this process;
-one whose checkpoint is already there is skipped, and a GAN run that stopped part-way is resumed, so an
+one whose checkpoint is already there is skipped, and a GAN or pix2pix run that stopped part-way is resumed, so an
 interrupted rebuild continues where it stopped when run again. ``--smoke`` runs the same chain on a few images
 with tiny networks and a few steps: it checks that the commands fit together (seconds on tiny data), it does
 not make usable models.
@@ -34,8 +35,10 @@ from pathlib import Path
 import torch
 
 NAME = "rebuild"
-HELP = "train the shipped models again from scratch (classifier, gan, detector or all) by their recorded recipes"
-TARGETS = ("classifier", "gan", "detector", "all")
+HELP = (
+    "train the shipped models again from scratch (classifier, gan, detector, pix2pix or all) by their recorded recipes"
+)
+TARGETS = ("classifier", "gan", "detector", "pix2pix", "all")
 log = logging.getLogger(__name__)
 
 # Smoke mode: these options replace the recipe's (or are added), per command; everything else stays as recorded.
@@ -48,6 +51,13 @@ SMOKE = {
         "--feature-dim": "8",
     },
     "train": {"--limit": "32", "--batch-size": "32", "--channels": "4", "--z-dim": "8"},
+    "train-pix2pix": {
+        "--limit": "32",
+        "--batch-size": "16",
+        "--channels": "8",
+        "--d-channels": "8",
+        "--eval-every": "0",
+    },
     "zoo train": {"--steps": "2", "--limit": "100", "--batch-size": "16"},
     "zoo sample": {"--n": "40"},
     "train-detector": {
@@ -69,7 +79,7 @@ class Step:
 
     argv: tuple[str, ...]
     product: Path  # the checkpoint directory that exists once the step is done
-    epochs: int | None = None  # a GAN run: the epochs its product records when done
+    epochs: int | None = None  # a GAN or pix2pix run: the epochs its product records when done
 
     @property
     def command(self) -> str:
@@ -227,6 +237,20 @@ def detector_steps(out: Path) -> list[Step]:
     ]
 
 
+# The shipped translator (models/weights/pix2pix): lambda and epochs as its config.json records them. Lambda 10,
+# not pix2pix's 100: after one epoch of each, the classifier recognised more translations (docs/pix2pix.md).
+PIX2PIX_EPOCHS = 7
+PIX2PIX_L1_WEIGHT = "10"
+
+
+def pix2pix_steps(out: Path) -> list[Step]:
+    """The shipped sketch-to-garment translator, on one thread (models/weights/pix2pix)."""
+    run = out / "pix2pix"
+    argv = ("train-pix2pix", "--out", str(run), "--epochs", str(PIX2PIX_EPOCHS), "--seed", "0")
+    argv += ("--l1-weight", PIX2PIX_L1_WEIGHT, "--threads", "1")
+    return [Step(argv, run / "pix2pix", PIX2PIX_EPOCHS)]
+
+
 def recipe(target: str, out: str | Path) -> list[Step]:
     """The steps that rebuild ``target`` under ``out``, in order."""
     out = Path(out)
@@ -236,8 +260,12 @@ def recipe(target: str, out: str | Path) -> list[Step]:
         return gan_steps(out)
     if target == "detector":
         return detector_steps(out)
+    if target == "pix2pix":
+        return pix2pix_steps(out)
     if target == "all":
-        return classifier_steps(out) + detector_steps(out)
+        # The detector's chain starts with the GAN: the three single models first, then the rest of the chain.
+        detector, gan = detector_steps(out), len(gan_steps(out))
+        return classifier_steps(out) + detector[:gan] + pix2pix_steps(out) + detector[gan:]
     raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
 
 
@@ -262,7 +290,7 @@ def finalize(step: Step, args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def recorded_epochs(product: Path) -> int | None:
-    """The epochs a GAN checkpoint records, or None when there is none."""
+    """The epochs a GAN or pix2pix checkpoint records, or None when there is none."""
     try:
         return int(json.loads((product / "config.json").read_text())["training"]["epochs"])
     except (FileNotFoundError, KeyError, TypeError, ValueError):
@@ -270,14 +298,14 @@ def recorded_epochs(product: Path) -> int | None:
 
 
 def plan(step: Step, args: argparse.Namespace) -> tuple[str, ...] | None:
-    """What to run for a step: None when its checkpoint is there, a resume for a GAN run that stopped after an
-    epoch, else the step. Any other unfinished run is refused (ValueError), never overwritten."""
+    """What to run for a step: None when its checkpoint is there, a resume for a GAN or pix2pix run that stopped
+    after an epoch, else the step. Any other unfinished run is refused (ValueError), never overwritten."""
     if step.epochs is not None:
         done = recorded_epochs(step.product)
         if done == step.epochs:
             return None
         if (step.run_dir / "state.pt").exists():
-            words = ("train", "--resume", str(step.run_dir), "--epochs", str(step.epochs))
+            words = (step.command, "--resume", str(step.run_dir), "--epochs", str(step.epochs))
             words = with_options(words, {"--device": args.device} if args.device else {})
             return (*words, "--no-progress") if args.no_progress else words
     elif step.done:
@@ -296,6 +324,8 @@ def shipped(target: str, out: str | Path) -> dict[str, Path]:
         "discriminator": out / "gan-aux/discriminator",
         "detector": out / "detector-stage5/detector",
     }
+    if target == "pix2pix":
+        return {"pix2pix": out / "pix2pix/pix2pix"}
     names = {"classifier": ["classifier"], "gan": ["generator", "discriminator"], "all": list(products)}
     return {name: products[name] for name in names.get(target, ["generator", "discriminator", "detector"])}
 

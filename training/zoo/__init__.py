@@ -5,7 +5,7 @@ that the real/fake detector can be trained and tested against designs it was
 not built around. Every fake is quantized to uint8 with ``models.quantize``,
 exactly as the service quantizes its own images.
 
-- ``FAMILIES``: name -> ``Family`` (upsample-gan, cvae, ddpm, ae-launder).
+- ``FAMILIES``: name -> ``Family`` (upsample-gan, cvae, ddpm, ae-launder, pix2pix).
 - ``train_family(name, options)`` -> the exported model directory.
 - ``sample_bank(model_dir, n, seed, split)`` -> (images uint8 (N, 28, 28), labels int64 (N,), meta).
 - ``save_bank`` / ``load_bank``: the npz bank file, checked on reading.
@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from training.zoo import ae_launder, cvae, ddpm, upsample_gan
+from training.zoo import ae_launder, cvae, ddpm, pix2pix, upsample_gan
 from training.zoo.common import BankError, Family, ZooError, ZooOptions, load_bank, save_bank
 from training.zoo.common import sample_bank as _sample_bank
 from training.zoo.common import train as _train
 
-FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (upsample_gan, cvae, ddpm, ae_launder)}
+FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (upsample_gan, cvae, ddpm, ae_launder, pix2pix)}
 
 
 def get_family(name: str) -> Family:
@@ -50,7 +50,7 @@ def sample_bank(
     """``n`` fakes from a zoo model, labels balanced over the classes; the same seed gives the same bank.
 
     ``split`` is the real split the bank is meant to stand beside (recorded in the
-    meta); ae-launder also draws its source images from it. Keywords: ``device``,
+    meta); ae-launder and pix2pix also draw their source images from it. Keywords: ``device``,
     ``batch_size``.
     """
     return _sample_bank(FAMILIES, model_dir, n, seed, split, data_dir, **kwargs)
