@@ -160,7 +160,33 @@ def refresh_bn_stats(generator: Generator, *, batches: int = 16, batch_size: int
     generator.eval()
 
 
-class Trainer:
+class RunState:
+    """What every trainer with a run directory shares: its resume state, written atomically, and its logs cut
+    back to the resume point. A subclass has ``run_dir``, ``step`` and ``state_dict()``."""
+
+    run_dir: Path
+    step: int
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def save_state(self) -> None:
+        tmp = self.run_dir / f".{STATE_NAME}.tmp"
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(self.run_dir / STATE_NAME)
+
+    def _truncate_logs(self) -> None:
+        """Drop log lines written after the resume point (by a run killed mid-epoch)."""
+        for name in ("stats.jsonl", "steps.jsonl"):
+            path = self.run_dir / name
+            if path.exists():
+                lines = [line for line in path.read_text().splitlines() if line.strip()]
+                kept = [line for line in lines if json.loads(line)["step"] <= self.step]
+                if len(kept) != len(lines):
+                    path.write_text("".join(line + "\n" for line in kept))
+
+
+class Trainer(RunState):
     """One GAN run: build or resume, then train epoch by epoch."""
 
     def __init__(self, opts: TrainOptions) -> None:
@@ -253,11 +279,6 @@ class Trainer:
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
 
-    def save_state(self) -> None:
-        tmp = self.run_dir / f".{STATE_NAME}.tmp"
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(self.run_dir / STATE_NAME)
-
     @classmethod
     def resume(cls, run_dir: str | Path, *, epochs: int | None = None, device: str | None = None) -> Trainer:
         """Rebuild a run from its options.json and state.pt; optionally train to more epochs."""
@@ -281,16 +302,6 @@ class Trainer:
         trainer._truncate_logs()
         log.info("resumed %s after epoch %d (step %d)", run_dir, trainer.epoch, trainer.step)
         return trainer
-
-    def _truncate_logs(self) -> None:
-        """Drop log lines written after the resume point (by a run killed mid-epoch)."""
-        for name in ("stats.jsonl", "steps.jsonl"):
-            path = self.run_dir / name
-            if path.exists():
-                lines = [line for line in path.read_text().splitlines() if line.strip()]
-                kept = [line for line in lines if json.loads(line)["step"] <= self.step]
-                if len(kept) != len(lines):
-                    path.write_text("".join(line + "\n" for line in kept))
 
     # Training -----------------------------------------------------------------------------------
     def _sample_labels(self, n: int) -> torch.Tensor | None:

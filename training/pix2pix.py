@@ -52,7 +52,7 @@ from training.artifacts import labelled_grid, plot_losses, write_gif
 from training.data import Split, load_split
 from training.device import resolve_device
 from training.evaluation import _display_path, balanced_subset, stream_seed
-from training.loop import OPTIONS_NAME, STATE_NAME, Trainer, code_version
+from training.loop import OPTIONS_NAME, STATE_NAME, RunState, code_version
 from training.losses import LOSSES, d_loss, g_loss
 from training.metrics.features import embed, evaluating
 from training.metrics.fid import fid_from_features
@@ -357,7 +357,7 @@ def grid_pairs(test: Split, columns: int = len(NAMES)) -> torch.Tensor:
     return torch.tensor((firsts + rest)[:columns], dtype=torch.long)
 
 
-class Pix2PixTrainer:
+class Pix2PixTrainer(RunState):
     """One pix2pix run: build or resume, then train epoch by epoch."""
 
     def __init__(self, opts: Pix2PixOptions) -> None:
@@ -411,11 +411,6 @@ class Pix2PixTrainer:
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
         self.seconds = float(state["seconds"])
-
-    # The GAN trainer's writing of state.pt, and its dropping of log lines written after the resume point (by a
-    # run killed mid-epoch): they need only run_dir, step and state_dict().
-    save_state = Trainer.save_state
-    _truncate_logs = Trainer._truncate_logs
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, epochs: int | None = None, device: str | None = None) -> Pix2PixTrainer:
