@@ -16,7 +16,7 @@ from training.zoo import FAMILIES, ZooError, ZooOptions, load_bank, sample_bank,
 from training.zoo.common import MODEL_DIR
 
 NAME = "zoo"
-HELP = "a zoo of generator families (upsample-gan, cvae, ddpm, ae-launder) and their fake banks"
+HELP = "a zoo of generator families (upsample-gan, cvae, ddpm, ae-launder, pix2pix) and their fake banks"
 log = logging.getLogger(__name__)
 
 # What `zoo all` builds: (seed, {split: bank size}). Seed 0 is the detector's training instance,
@@ -73,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--out", required=True, metavar="BANK.npz")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--split", choices=("train", "test"), default="train", help="the real split the bank goes with")
-    s.add_argument("--data-dir", help="where the real images are (ae-launder)")
+    s.add_argument("--data-dir", help="where the real images are (ae-launder, pix2pix)")
     s.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
     s.add_argument("--threads", type=int, default=0, metavar="T", help="torch CPU threads (0: torch's choice)")
     s.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: the family's)")
