@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from training.commands import start_or_resume
 from training.data import DATASETS, DataError
 from training.loop import CPU_BATCH, DEFAULT_AUX_WEIGHT, GPU_BATCH, Trainer, TrainOptions
 
@@ -96,16 +97,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        if args.resume:
-            trainer = Trainer.resume(args.resume, epochs=args.epochs, device=args.device)
-            trainer.opts.progress = not args.no_progress
-        else:
-            if not args.out:
-                log.error("give --out RUN_DIR for a new run, or --resume RUN_DIR")
-                return 2
-            fields = {k: v for k, v in vars(args).items() if k in TrainOptions.__dataclass_fields__ and v is not None}
-            fields["progress"] = not args.no_progress
-            trainer = Trainer(TrainOptions(**fields))
+        trainer = start_or_resume(args, Trainer, TrainOptions)
+        if trainer is None:
+            return 2
         record = trainer.train()
     except (DataError, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)

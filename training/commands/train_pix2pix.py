@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from models import CheckpointError
+from training.commands import start_or_resume
 from training.data import DATASETS, DataError
 from training.pix2pix import Pix2PixOptions, Pix2PixTrainer
 
@@ -58,17 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        if args.resume:
-            trainer = Pix2PixTrainer.resume(args.resume, epochs=args.epochs, device=args.device)
-            trainer.opts.progress = not args.no_progress
-        else:
-            if not args.out:
-                log.error("give --out RUN_DIR for a new run, or --resume RUN_DIR")
-                return 2
-            fields = {k: v for k, v in vars(args).items() if k in Pix2PixOptions.__dataclass_fields__ and v is not None}
-            fields["augment"] = not args.no_augment
-            fields["progress"] = not args.no_progress
-            trainer = Pix2PixTrainer(Pix2PixOptions(**fields))
+        trainer = start_or_resume(args, Pix2PixTrainer, Pix2PixOptions, augment=not args.no_augment)
+        if trainer is None:
+            return 2
         record = trainer.train()
     except (DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
