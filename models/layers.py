@@ -91,6 +91,30 @@ def batch_invariant_conv2d(
     return torch.mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups)
 
 
+class BatchInvariantConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d whose output for a lone image, in inference, is what the same image gets in a batch.
+
+    The same trouble as BatchInvariantConv2d's (PyTorch's CPU path for a single image sums in another order
+    than oneDNN's path for a batch, a few 1e-7 apart, enough to move a quantized pixel by one grey level now
+    and then), but torch has no direct entry to oneDNN's transposed convolution. So in inference (eval mode,
+    no autograd) on the CPU in float32, a lone image runs as a batch of two copies of itself, which takes
+    the batch path, and the first is kept. Elsewhere it is nn.ConvTranspose2d; state-dict keys and
+    checkpoints are nn.ConvTranspose2d's.
+    """
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if (
+            self.training
+            or x.dim() != 4
+            or x.shape[0] != 1
+            or torch.is_grad_enabled()
+            or x.device.type != "cpu"
+            or x.dtype != torch.float32
+        ):
+            return super().forward(x, output_size)
+        return super().forward(torch.cat([x, x]), output_size)[:1]
+
+
 class TapSumConv2d(nn.Conv2d):
     """A stride-1, same-padded nn.Conv2d with few output channels, computed in inference as one matrix
     product per image (a map per output channel and kernel tap), then the maps added up, each shifted

@@ -14,7 +14,8 @@ step with the transposed convolution of the same kernel, stride and padding, whi
 1 -> 4 -> 7 -> 14 -> 28 without cropping or output padding.
 
 Normalization is GroupNorm: it normalizes each image on its own, so an output never depends on what
-it was batched with (the service batches requests), and training and inference behave alike (batch
+it was batched with (the service batches requests; the convolutions are models.layers' batch-invariant
+ones for the same reason), and training and inference behave alike (batch
 norm's running statistics would differ from pix2pix's per-batch statistics). Pixels are -1..1 in
 and out, as everywhere in the project (``models.pixels``): a sketch is light strokes (+1) on a dark
 background (-1), like the garments themselves.
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from models.checkpoint import register
+from models.layers import BatchInvariantConv2d, BatchInvariantConvTranspose2d
 
 IMAGE_SIZE = 28
 
@@ -48,7 +50,7 @@ def _groups(channels: int) -> int:
 
 
 def _down(c_in: int, c_out: int, kernel: int, stride: int, padding: int, norm: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=not norm)]
+    layers: list[nn.Module] = [BatchInvariantConv2d(c_in, c_out, kernel, stride, padding, bias=not norm)]
     if norm:
         layers.append(nn.GroupNorm(_groups(c_out), c_out))
     layers.append(nn.LeakyReLU(0.2))
@@ -57,7 +59,7 @@ def _down(c_in: int, c_out: int, kernel: int, stride: int, padding: int, norm: b
 
 def _up(c_in: int, c_out: int, kernel: int, stride: int, padding: int, dropout: float) -> nn.Sequential:
     layers: list[nn.Module] = [
-        nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, bias=False),
+        BatchInvariantConvTranspose2d(c_in, c_out, kernel, stride, padding, bias=False),
         nn.GroupNorm(_groups(c_out), c_out),
     ]
     if dropout:
@@ -79,11 +81,11 @@ class Pix2PixGenerator(nn.Module):
         self.e1 = _down(1, c, 4, 2, 1, norm=False)  # (B, C, 14, 14)
         self.e2 = _down(c, 2 * c, 4, 2, 1)  # (B, 2C, 7, 7)
         self.e3 = _down(2 * c, 4 * c, 3, 2, 1)  # (B, 4C, 4, 4)
-        self.e4 = nn.Sequential(nn.Conv2d(4 * c, 4 * c, 4, 1, 0), nn.ReLU())  # (B, 4C, 1, 1) bottleneck
+        self.e4 = nn.Sequential(BatchInvariantConv2d(4 * c, 4 * c, 4, 1, 0), nn.ReLU())  # (B, 4C, 1, 1) bottleneck
         self.d4 = _up(4 * c, 4 * c, 4, 1, 0, p)  # (B, 4C, 4, 4)
         self.d3 = _up(8 * c, 2 * c, 3, 2, 1, p)  # (B, 2C, 7, 7)
         self.d2 = _up(4 * c, c, 4, 2, 1, 0.0)  # (B, C, 14, 14)
-        self.d1 = nn.ConvTranspose2d(2 * c, 1, 4, 2, 1)  # (B, 1, 28, 28)
+        self.d1 = BatchInvariantConvTranspose2d(2 * c, 1, 4, 2, 1)  # (B, 1, 28, 28)
 
     def forward(self, sketch: torch.Tensor) -> torch.Tensor:
         if sketch.dim() != 4 or sketch.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):
@@ -110,7 +112,7 @@ class PatchDiscriminator(nn.Module):
         self.net = nn.Sequential(
             _down(2, c, 4, 2, 1, norm=False),  # (B, C, 14, 14)
             _down(c, 2 * c, 4, 2, 1),  # (B, 2C, 7, 7)
-            nn.Conv2d(2 * c, 1, 3, 1, 1),  # (B, 1, 7, 7)
+            BatchInvariantConv2d(2 * c, 1, 3, 1, 1),  # (B, 1, 7, 7)
         )
 
     def forward(self, sketch: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,7 @@ batcher (and so its own worker thread and bounded queue), so a burst of
 
 Batching does not change answers: latents are drawn per seed on the CPU
 (``models.noise``; a request's truncation scales its own rows), every network here works on each row independently in eval
-mode, and outputs are quantized like a served PNG. The sketch-to-clothing U-Net needs one more step for that:
-a lone sketch runs as a batch of two (``_predict_translate`` says why).
+mode (their layers are models.layers' batch-invariant ones), and outputs are quantized like a served PNG.
 """
 
 from __future__ import annotations
@@ -316,16 +315,10 @@ class Engine:
     def _predict_translate(self, sketches: list[torch.Tensor]) -> list[np.ndarray]:
         served = self.models.translator
         assert served is not None
-        n = len(sketches)
         x = models.to_float(torch.stack(sketches)).unsqueeze(1)  # (n, 1, 28, 28) in -1..1
-        if n == 1 and self.device.type == "cpu":
-            # On the CPU PyTorch convolves a lone image by another path than a batch (the U-Net's 3x3 stride-2
-            # Conv2d e3.0 and ConvTranspose2d d3.0 sum in another order), so a sketch alone would come out a
-            # grey level off here and there from the same sketch in a batch. Run it as a batch of two instead.
-            x = torch.cat([x, x])
         with torch.inference_mode():
-            out = served.module(x.to(self.device, non_blocking=True))  # (n or 2, 1, 28, 28)
-            pixels = models.quantize(out[:n]).cpu().numpy()[:, 0]  # (n, 28, 28) uint8
+            out = served.module(x.to(self.device, non_blocking=True))  # (n, 1, 28, 28)
+            pixels = models.quantize(out).cpu().numpy()[:, 0]  # (n, 28, 28) uint8
         return list(pixels)
 
     def _classify_predictor(self, served: ServedModel) -> Callable[[Sequence[ClassifyJob]], list[float]]:

@@ -78,3 +78,18 @@ def test_other_convolutions_are_refused(kwargs) -> None:
         TapSumConv2d(4, 1, 3, **kwargs)
     with pytest.raises(ValueError, match="odd kernels"):
         TapSumConv2d(4, 1, 2, padding=0)
+
+
+def test_transposed_convolution_of_a_lone_image_is_what_it_gets_in_a_batch():
+    from models.layers import BatchInvariantConvTranspose2d
+
+    torch.manual_seed(0)
+    layer = BatchInvariantConvTranspose2d(256, 64, 3, 2, 1, bias=False).eval()
+    x = torch.randn(9, 256, 4, 4)
+    with torch.no_grad():
+        batch = layer(x)
+        alone = torch.cat([layer(x[i : i + 1]) for i in range(len(x))])
+    assert alone.shape == (9, 64, 7, 7)
+    assert torch.equal(alone, batch)
+    # Training and autograd take nn.ConvTranspose2d's own path, with the same weights and result shape.
+    assert layer.train()(x[:1]).shape == (1, 64, 7, 7)

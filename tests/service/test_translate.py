@@ -152,7 +152,7 @@ def test_a_sketch_alone_and_in_a_batch_gives_the_same_pixels(make_client, tmp_pa
     """The engine's batch function, directly, on a translator of the shipped size (random weights): every sketch
     alone equals its row in batches of every size. (Tiny networks hide the difference: PyTorch's CPU convolution
     sums a lone image in another order than a batch, which at the shipped size puts a few pixels of 40 sketches
-    a grey level off; the engine runs a lone sketch as a batch of two.)"""
+    a grey level off; the U-Net's batch-invariant layers, models.layers, prevent it.)"""
     torch.manual_seed(0)
     weights = write_weights(tmp_path, translator=models.Pix2PixGenerator(models.Pix2PixGeneratorConfig()).eval())
     engine: Engine = make_client(weights).app.state.engine
